@@ -1,0 +1,17 @@
+"""Registers the triton_model target and its goals with Pants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pants.engine.target import Target
+
+from triton_monorepo.target_types import TritonModelTarget
+
+
+def target_types() -> list[type[Target]]:
+    return [TritonModelTarget]
+
+
+def rules() -> list[Any]:
+    return []
