@@ -6,6 +6,7 @@ from typing import Any
 
 from pants.engine.target import Target
 
+from triton_monorepo import engine, model_files, package, publish, cases_in_triton
 from triton_monorepo.target_types import TritonModelTarget
 
 
@@ -14,4 +15,10 @@ def target_types() -> list[type[Target]]:
 
 
 def rules() -> list[Any]:
-    return []
+    return [
+        *engine.rules(),
+        *model_files.rules(),
+        *package.rules(),
+        *cases_in_triton.rules(),
+        *publish.rules(),
+    ]

@@ -40,16 +40,6 @@ class TritonModelDependenciesField(Dependencies):
     )
 
 
-class TritonModelNameField(StringField):
-    alias = "model_name"
-    help = softwrap(
-        """
-        The name of the model: the archive is `<model_name>_<version>.tar.gz`. Defaults to the
-        folder name.
-        """
-    )
-
-
 class TritonPythonVersionField(StringField):
     alias = "python_version"
     help = softwrap(
@@ -67,7 +57,6 @@ class TritonModelTarget(Target):
         *COMMON_TARGET_FIELDS,
         TritonModelSourcesField,
         TritonModelDependenciesField,
-        TritonModelNameField,
         TritonPythonVersionField,
     )
     help = softwrap(

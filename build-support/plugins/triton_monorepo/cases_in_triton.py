@@ -1,0 +1,100 @@
+"""`test-triton`: load every selected model's archive in one real Triton server, the way a
+SageMaker multi-model endpoint does, and check its `tests/cases/*.json`.
+
+The engine process takes the archives and the cases as its only inputs, so Pants caches a
+passing run on their digests: re-running with no change is instant.
+"""
+
+from __future__ import annotations
+
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.engine.console import Console
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.process import FallibleProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
+from pants.engine.target import Targets
+from pants.util.logging import LogLevel
+
+from triton_monorepo.engine import TritonEngine
+from triton_monorepo.package import TritonArchive, TritonModelFieldSet
+from triton_monorepo.subsystems import TritonSubsystem
+
+_ARCHIVES_DIR = "archives"
+
+
+class TestTritonSubsystem(GoalSubsystem):
+    name = "test-triton"
+    help = (
+        "Package the selected Triton models and check their `tests/cases/*.json` in a real "
+        "Triton server, loaded through its SageMaker multi-model front end."
+    )
+
+
+class TestTriton(Goal):
+    subsystem_cls = TestTritonSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+@goal_rule
+async def test_triton(
+    targets: Targets, console: Console, engine: TritonEngine, triton: TritonSubsystem
+) -> TestTriton:
+    field_sets = [
+        TritonModelFieldSet.create(tgt) for tgt in targets if TritonModelFieldSet.is_applicable(tgt)
+    ]
+    if not field_sets:
+        console.print_stderr("No triton_model targets matched; nothing to test.")
+        return TestTriton(exit_code=0)
+
+    archives = await MultiGet(
+        Get(TritonArchive, TritonModelFieldSet, field_set) for field_set in field_sets
+    )
+    sources = await MultiGet(
+        Get(SourceFiles, SourceFilesRequest([field_set.sources])) for field_set in field_sets
+    )
+    failed = [archive for archive in archives if not archive.ok]
+    for archive in failed:
+        console.print_stderr(
+            f"{console.sigil_failed()} {archive.model_dir}: not packaged\n{archive.problems}\n"
+        )
+    built = [(a, s) for a, s in zip(archives, sources) if a.ok]
+    if not built:
+        return TestTriton(exit_code=1)
+
+    cases = await MultiGet(
+        Get(
+            Digest,
+            DigestSubset(src.snapshot.digest, PathGlobs([f"{archive.model_dir}/tests/cases/**"])),
+        )
+        for archive, src in built
+    )
+    archives_digest = await Get(
+        Digest,
+        AddPrefix(await Get(Digest, MergeDigests(a.digest for a, _ in built)), _ARCHIVES_DIR),
+    )
+    inputs = await Get(Digest, MergeDigests([archives_digest, *cases]))
+    model_args = tuple(
+        f"--model={_ARCHIVES_DIR}/{archive.relpath}={archive.model_dir}/tests/cases"
+        for archive, _ in built
+    )
+    launcher_args: tuple[str, ...] = (f"--launcher={triton.launcher.value}",)
+    if triton.launcher.value == "docker":
+        launcher_args += (f"--image={triton.docker_image}",)
+    result = await Get(
+        FallibleProcessResult,
+        engine.process(
+            ("test-triton", *model_args, *launcher_args),
+            description=f"Run the cases of {len(built)} model(s) in Triton",
+            input_digest=inputs,
+            level=LogLevel.INFO,
+        ),
+    )
+    console.print_stdout(result.stdout.decode(errors="replace").rstrip())
+    if result.exit_code != 0:
+        console.print_stderr(result.stderr.decode(errors="replace").rstrip())
+    return TestTriton(exit_code=1 if failed or result.exit_code != 0 else 0)
+
+
+def rules() -> list[object]:
+    return [*collect_rules()]

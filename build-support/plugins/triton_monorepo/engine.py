@@ -1,0 +1,78 @@
+"""The engine (`tritonbuild`) as a PEX from the project's resolve, and how to run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.engine.addresses import Address, AddressInput
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import Digest
+from pants.engine.process import ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from triton_monorepo.subsystems import TritonSubsystem
+
+# What the engine needs from the host: tools on PATH (unshare, ip), the interpreters that
+# build packed environments (pyenv), and TMPDIR. Nothing else leaks into the sandbox.
+_HOST_ENV_VARS = ("PATH", "PYENV_ROOT", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class TritonEngine:
+    pex: VenvPex
+    env: FrozenDict[str, str]
+
+    def process(
+        self,
+        argv: tuple[str, ...],
+        *,
+        description: str,
+        input_digest: Digest,
+        output_files: tuple[str, ...] = (),
+        output_directories: tuple[str, ...] = (),
+        level: LogLevel = LogLevel.INFO,
+        cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
+        extra_env: FrozenDict[str, str] = FrozenDict(),
+    ) -> VenvPexProcess:
+        return VenvPexProcess(
+            self.pex,
+            argv=argv,
+            description=description,
+            input_digest=input_digest,
+            output_files=output_files,
+            output_directories=output_directories,
+            extra_env=FrozenDict({**self.env, **extra_env}),
+            level=level,
+            cache_scope=cache_scope,
+        )
+
+
+@rule(desc="Build the tritonbuild engine", level=LogLevel.DEBUG)
+async def build_triton_engine(triton: TritonSubsystem) -> TritonEngine:
+    address, host_env = await MultiGet(
+        Get(
+            Address,
+            AddressInput,
+            AddressInput.parse(triton.engine, description_of_origin="the option [triton].engine"),
+        ),
+        Get(EnvironmentVars, EnvironmentVarsRequest(_HOST_ENV_VARS)),
+    )
+    pex = await Get(
+        VenvPex,
+        PexFromTargetsRequest(
+            [address],
+            output_filename="tritonbuild.pex",
+            internal_only=True,
+            main=EntryPoint("tritonbuild"),
+        ),
+    )
+    return TritonEngine(pex=pex, env=FrozenDict(host_env))
+
+
+def rules() -> list[object]:
+    return [*collect_rules()]

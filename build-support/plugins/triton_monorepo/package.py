@@ -1,0 +1,322 @@
+"""`package-triton` (and `package`): validate a model folder, pack its env, write its archive.
+
+One rule per transformation, each a cached engine process:
+  model files            -> validation report
+  requirements + code    -> python_env.tar.gz (shared by every model with the same inputs)
+  model files + env      -> dist/<name>_<version>.tar.gz
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pants.backend.python.target_types import PythonSourceField
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.core.util_rules.distdir import DistDir
+from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DigestSubset,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+    Snapshot,
+    Workspace,
+)
+from pants.engine.console import Console
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.process import FallibleProcessResult, ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
+from pants.engine.target import Targets, TransitiveTargets, TransitiveTargetsRequest
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from triton_monorepo.engine import TritonEngine
+from triton_monorepo.subsystems import TritonSubsystem
+from triton_monorepo.target_types import TritonModelSourcesField, TritonPythonVersionField
+
+_ENV_FILE = "python_env.tar.gz"
+_FIRST_PARTY_DIR = "first_party"
+_OUT_DIR = "out"
+_SUMMARY_FILE = "summary.json"
+
+
+class TritonModelError(Exception):
+    """A model that did not package; its message is the engine's report."""
+
+
+@dataclass(frozen=True)
+class TritonModelFieldSet(PackageFieldSet):
+    required_fields = (TritonModelSourcesField,)
+
+    sources: TritonModelSourcesField
+    python_version: TritonPythonVersionField
+
+    @property
+    def model_dir(self) -> str:
+        return self.address.spec_path
+
+    @property
+    def model_name(self) -> str:
+        return self.model_dir.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class TritonArchive:
+    """The outcome of packaging one model: an archive, or the problems that stopped it."""
+
+    model_name: str
+    model_dir: str
+    digest: Digest
+    relpath: str | None
+    summary: str
+    problems: str
+
+    @property
+    def ok(self) -> bool:
+        return self.relpath is not None
+
+
+@dataclass(frozen=True)
+class PythonEnvRequest:
+    requirements: Digest
+    first_party: Digest
+    python_version: str
+
+
+@dataclass(frozen=True)
+class PythonEnv:
+    digest: Digest
+
+
+@rule(desc="Pack a python_env.tar.gz with conda-pack", level=LogLevel.DEBUG)
+async def build_python_env(request: PythonEnvRequest, engine: TritonEngine) -> PythonEnv:
+    # Only the requirements, the first-party code and the Python version are inputs: every model
+    # with the same three shares one cached env build.
+    inputs = await Get(
+        Digest,
+        MergeDigests(
+            [
+                request.requirements,
+                await Get(Digest, AddPrefix(request.first_party, _FIRST_PARTY_DIR)),
+            ]
+        ),
+    )
+    result = await Get(
+        ProcessResult,
+        engine.process(
+            (
+                "build-env",
+                "--requirements=requirements.txt",
+                f"--python-version={request.python_version}",
+                f"--first-party={_FIRST_PARTY_DIR}",
+                f"--output={_ENV_FILE}",
+            ),
+            description=f"Pack a Python {request.python_version} env with conda-pack",
+            input_digest=inputs,
+            output_files=(_ENV_FILE,),
+        ),
+    )
+    return PythonEnv(result.output_digest)
+
+
+@dataclass(frozen=True)
+class FirstPartyCodeRequest:
+    field_set: TritonModelFieldSet
+
+
+@dataclass(frozen=True)
+class FirstPartyCode:
+    """The first-party python code the model's steps import, stripped of source roots."""
+
+    digest: Digest
+
+
+@rule(desc="Gather the first-party code of a model's python steps", level=LogLevel.DEBUG)
+async def first_party_code(request: FirstPartyCodeRequest) -> FirstPartyCode:
+    field_set = request.field_set
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address]))
+    # The steps' own model.py files ship in their step folders; only what they import goes
+    # into the env's site-packages.
+    code = [
+        tgt[PythonSourceField]
+        for tgt in transitive.closure
+        if tgt.has_field(PythonSourceField)
+        and not _is_within(tgt.address.spec_path, field_set.model_dir)
+    ]
+    stripped = await Get(StrippedSourceFiles, SourceFilesRequest(code))
+    return FirstPartyCode(stripped.snapshot.digest)
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(f"{folder}/")
+
+
+@dataclass(frozen=True)
+class ModelRequirementsRequest:
+    sources: Snapshot
+    model_dir: str
+
+
+@dataclass(frozen=True)
+class ModelRequirements:
+    """The model's requirements.txt at the root of a digest (empty when it has none)."""
+
+    digest: Digest
+
+
+@rule(level=LogLevel.DEBUG)
+async def model_requirements(request: ModelRequirementsRequest) -> ModelRequirements:
+    path = f"{request.model_dir}/requirements.txt"
+    if path not in request.sources.files:
+        return ModelRequirements(
+            await Get(Digest, CreateDigest([FileContent("requirements.txt", b"")]))
+        )
+    subset = await Get(Digest, DigestSubset(request.sources.digest, PathGlobs([path])))
+    return ModelRequirements(await Get(Digest, RemovePrefix(subset, request.model_dir)))
+
+
+def _failure(field_set: TritonModelFieldSet, result: FallibleProcessResult) -> TritonArchive:
+    report = (result.stdout + result.stderr).decode(errors="replace").strip()
+    return TritonArchive(field_set.model_name, field_set.model_dir, EMPTY_DIGEST, None, "", report)
+
+
+def _summary_line(summary: dict[str, object]) -> str:
+    return str(summary.get("line") or json.dumps(summary, sort_keys=True))
+
+
+@rule(desc="Package a Triton model", level=LogLevel.DEBUG)
+async def package_triton_model(
+    field_set: TritonModelFieldSet, engine: TritonEngine, triton: TritonSubsystem
+) -> TritonArchive:
+    sources = await Get(SourceFiles, SourceFilesRequest([field_set.sources]))
+    model_dir = field_set.model_dir
+
+    validation = await Get(
+        FallibleProcessResult,
+        engine.process(
+            ("validate", model_dir),
+            description=f"Validate {model_dir}",
+            input_digest=sources.snapshot.digest,
+            level=LogLevel.DEBUG,
+        ),
+    )
+    if validation.exit_code != 0:
+        return _failure(field_set, validation)
+
+    package_inputs = [sources.snapshot.digest]
+    env_args: tuple[str, ...] = ()
+    if any(path.endswith("/model.py") for path in sources.snapshot.files):
+        requirements, first_party = await MultiGet(
+            Get(ModelRequirements, ModelRequirementsRequest(sources.snapshot, model_dir)),
+            Get(FirstPartyCode, FirstPartyCodeRequest(field_set)),
+        )
+        env = await Get(
+            PythonEnv,
+            PythonEnvRequest(
+                requirements.digest,
+                first_party.digest,
+                triton.python_version(field_set.python_version.value),
+            ),
+        )
+        package_inputs.append(env.digest)
+        env_args = (f"--env={_ENV_FILE}",)
+
+    result = await Get(
+        FallibleProcessResult,
+        engine.process(
+            (
+                "package",
+                model_dir,
+                *env_args,
+                f"--output-dir={_OUT_DIR}",
+                f"--summary-json={_SUMMARY_FILE}",
+            ),
+            description=f"Write the archive of {model_dir}",
+            input_digest=await Get(Digest, MergeDigests(package_inputs)),
+            output_files=(_SUMMARY_FILE,),
+            output_directories=(_OUT_DIR,),
+        ),
+    )
+    if result.exit_code != 0:
+        return _failure(field_set, result)
+
+    contents = await Get(DigestContents, Digest, result.output_digest)
+    summary = json.loads(next(c.content for c in contents if c.path == _SUMMARY_FILE))
+    archive_path = next(c.path for c in contents if c.path.startswith(f"{_OUT_DIR}/"))
+    archive = await Get(
+        Digest,
+        RemovePrefix(
+            await Get(Digest, DigestSubset(result.output_digest, PathGlobs([archive_path]))),
+            _OUT_DIR,
+        ),
+    )
+    return TritonArchive(
+        model_name=field_set.model_name,
+        model_dir=model_dir,
+        digest=archive,
+        relpath=archive_path[len(_OUT_DIR) + 1 :],
+        summary=_summary_line(summary),
+        problems="",
+    )
+
+
+@rule(desc="Package a Triton model", level=LogLevel.DEBUG)
+async def built_triton_package(field_set: TritonModelFieldSet) -> BuiltPackage:
+    archive = await Get(TritonArchive, TritonModelFieldSet, field_set)
+    if not archive.ok or archive.relpath is None:
+        raise TritonModelError(f"{archive.model_dir} did not package:\n{archive.problems}")
+    return BuiltPackage(
+        archive.digest,
+        (BuiltPackageArtifact(archive.relpath, extra_log_lines=(f"    {archive.summary}",)),),
+    )
+
+
+class PackageTritonSubsystem(GoalSubsystem):
+    name = "package-triton"
+    help = (
+        "Validate Triton model folders and write `dist/<name>_<version>.tar.gz` for each, "
+        "ready for a SageMaker multi-model endpoint."
+    )
+
+
+class PackageTriton(Goal):
+    subsystem_cls = PackageTritonSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+@goal_rule
+async def package_triton(
+    targets: Targets, console: Console, workspace: Workspace, dist_dir: DistDir
+) -> PackageTriton:
+    field_sets = [
+        TritonModelFieldSet.create(tgt) for tgt in targets if TritonModelFieldSet.is_applicable(tgt)
+    ]
+    archives = await MultiGet(
+        Get(TritonArchive, TritonModelFieldSet, field_set) for field_set in field_sets
+    )
+    built = [archive for archive in archives if archive.ok]
+    if built:
+        merged = await Get(Digest, MergeDigests(archive.digest for archive in built))
+        workspace.write_digest(merged, path_prefix=str(dist_dir.relpath))
+    for archive in sorted(archives, key=lambda a: a.model_dir):
+        if archive.ok:
+            console.print_stdout(f"{console.sigil_succeeded()} {archive.summary}")
+        else:
+            console.print_stderr(
+                f"{console.sigil_failed()} {archive.model_dir}: not packaged\n{archive.problems}\n"
+            )
+    if not field_sets:
+        console.print_stderr("No triton_model targets matched; nothing to package.")
+    return PackageTriton(exit_code=0 if len(built) == len(archives) else 1)
+
+
+def rules() -> list[object]:
+    return [*collect_rules(), UnionRule(PackageFieldSet, TritonModelFieldSet)]
