@@ -1,0 +1,191 @@
+"""`publish` and `promote` subcommands: one result line per archive on stdout.
+
+    python -m tritonbuild publish --archive dist/x_3.tar.gz --model x --version 3 \
+        --destination s3://bucket/prefix [--endpoint-url URL] [--region R] [--profile P]
+    python -m tritonbuild promote --archive dist/x_3.tar.gz \
+        --from s3://staging-bucket/models --to s3://production-bucket/models
+
+Without --destination (or --from/--to), a stage's destination comes from
+TRITONBUILD_STAGING_DESTINATION / TRITONBUILD_PRODUCTION_DESTINATION, else from the folder store
+`.published/<stage>` in the repository. Progress goes to stderr; errors print `error: ...` and
+exit 2 (a conflict included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tritonbuild.errors import UserError
+from tritonbuild.publish.archive import Archive
+from tritonbuild.publish.destination import (
+    STAGE_ENVIRONMENT_VARIABLES,
+    STAGES,
+    Destination,
+    find_repo_root,
+    parse_destination,
+    stage_destination_text,
+)
+from tritonbuild.publish.errors import PublishError
+from tritonbuild.publish.progress import PercentPrinter, ProgressListener
+from tritonbuild.publish.promote import promote
+from tritonbuild.publish.publisher import publish
+from tritonbuild.publish.s3store import TransferSettings
+
+__all__ = ["add_parser", "main", "run_publish", "run_promote"]
+
+_ARCHIVE_NAME_RE = re.compile(r"^(?P<model>.+)_(?P<version>[1-9][0-9]*)\.tar\.gz$")
+_DESTINATION_HELP = (
+    "s3://bucket/prefix (options: ?region=R&profile=P&endpoint_url=URL&verify=checksum|read), "
+    "file://folder, or a folder path"
+)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register `publish` and `promote` on an argparse subparsers object."""
+    publish_parser = subparsers.add_parser(
+        "publish",
+        help="upload a model archive to a store, never overwriting a published version",
+        description=(
+            "Upload <name>_<version>.tar.gz under its version key. Same bytes already there: "
+            "no-op. Different bytes: refused (bump models/<name>/model_version.txt)."
+        ),
+    )
+    _add_archive_arguments(publish_parser)
+    where = publish_parser.add_mutually_exclusive_group()
+    where.add_argument("--destination", metavar="URL", help=_DESTINATION_HELP)
+    where.add_argument(
+        "--stage",
+        choices=STAGES,
+        default="staging",
+        help="publish to this stage's configured destination (default: staging; "
+        + ", ".join(
+            f"{stage}: ${variable}" for stage, variable in STAGE_ENVIRONMENT_VARIABLES.items()
+        )
+        + ")",
+    )
+    publish_parser.add_argument(
+        "--git-commit", metavar="SHA", help="commit recorded with the archive (default: git HEAD)"
+    )
+    publish_parser.add_argument(
+        "--build-time",
+        metavar="TIME",
+        help="build time recorded with the archive (default: the archive's modification time)",
+    )
+    _add_store_options(publish_parser)
+    publish_parser.set_defaults(handler=run_publish)
+
+    promote_parser = subparsers.add_parser(
+        "promote",
+        help="copy the tested archive from staging to production",
+        description=(
+            "Copy the staging object whose sha256 matches the local archive to production "
+            "(server-side when possible). Staging lacking it: the archive is uploaded. Staging "
+            "holding different bytes: refused."
+        ),
+    )
+    _add_archive_arguments(promote_parser)
+    promote_parser.add_argument(
+        "--from", dest="source", metavar="URL", help="staging destination; " + _DESTINATION_HELP
+    )
+    promote_parser.add_argument(
+        "--to", dest="target", metavar="URL", help="production destination; " + _DESTINATION_HELP
+    )
+    _add_store_options(promote_parser)
+    promote_parser.set_defaults(handler=run_promote)
+
+
+def _add_archive_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--archive",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="the built <name>_<version>.tar.gz",
+    )
+    parser.add_argument("--model", help="model name (default: from the archive's file name)")
+    parser.add_argument("--version", help="model version (default: from the archive's file name)")
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="S3-compatible endpoint, e.g. http://127.0.0.1:9000"
+    )
+    parser.add_argument("--region", help="AWS region of the bucket")
+    parser.add_argument("--profile", help="AWS profile (credentials come from the AWS chain)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    archive = _load_archive(args)
+    destination = _destination(args, args.destination, args.stage)
+    outcome = publish(
+        archive, destination, settings=TransferSettings(), progress=_progress(args, archive)
+    )
+    print(outcome.line(), flush=True)
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    archive = _load_archive(args)
+    source = _destination(args, args.source, "staging")
+    target = _destination(args, args.target, "production")
+    if source == target:
+        raise PublishError(f"--from and --to are the same destination ({source})")
+    outcome = promote(
+        archive, source, target, settings=TransferSettings(), progress=_progress(args, archive)
+    )
+    print(outcome.line(), flush=True)
+    return 0
+
+
+def _load_archive(args: argparse.Namespace) -> Archive:
+    path: Path = args.archive
+    model, version = args.model, args.version
+    if model is None or version is None:
+        match = _ARCHIVE_NAME_RE.match(path.name)
+        if match is None:
+            raise PublishError(
+                f"{path}: the name is not <name>_<version>.tar.gz; give --model and --version"
+            )
+        model = model if model is not None else match["model"]
+        version = version if version is not None else match["version"]
+    return Archive.load(
+        path,
+        model,
+        version,
+        git_commit=args.git_commit if "git_commit" in args else None,
+        build_time=args.build_time if "build_time" in args else None,
+    )
+
+
+def _destination(args: argparse.Namespace, text: str | None, stage: str) -> Destination:
+    if text is None:
+        text = stage_destination_text(stage, os.environ, find_repo_root(Path.cwd()))
+    return parse_destination(
+        text, region=args.region, profile=args.profile, endpoint_url=args.endpoint_url
+    )
+
+
+def _progress(args: argparse.Namespace, archive: Archive) -> ProgressListener | None:
+    return None if args.quiet else PercentPrinter(archive.filename, sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tritonbuild.publish publish|promote ...`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tritonbuild.publish",
+        description="Publish model archives to a store and promote them between stages.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser(subparsers)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
