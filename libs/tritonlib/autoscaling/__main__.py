@@ -1,0 +1,5 @@
+"""Entry point of ``python -m tritonlib.autoscaling``."""
+
+from tritonlib.autoscaling.cli import main
+
+raise SystemExit(main())
