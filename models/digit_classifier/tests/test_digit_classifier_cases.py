@@ -1,0 +1,7 @@
+from pathlib import Path
+
+from tritonlib.testing import assert_cases_pass
+
+
+def test_every_case_passes_in_process() -> None:
+    assert_cases_pass(Path(__file__).resolve().parents[1])
