@@ -18,19 +18,24 @@ current_branch() {
   fi
 }
 
-# Pants arguments that restrict a goal to what changed since the merge base with main, with
-# everything that depends on it. CI_FULL=1 (or no main branch to compare with) selects everything.
-changed_args() {
+# What a stage works on: with --all (CI_FULL=1), or with no main branch to compare with,
+# every target; otherwise what changed since the merge base with main, with its dependents.
+# Usage: ./pants $(changed_options) GOAL $(changed_specs)
+changed_options() {
   local base="${CI_BASE_REF:-origin/main}"
   if [[ "${CI_FULL:-0}" == "1" ]] || ! git rev-parse --verify -q "${base}" >/dev/null; then
-    echo "::"
     return
   fi
   local merge_base
   merge_base="$(git merge-base HEAD "${base}")"
   if [[ "${merge_base}" == "$(git rev-parse HEAD)" ]]; then
-    # On main itself: compare with the previous commit.
-    merge_base="$(git rev-parse HEAD~1 2>/dev/null || echo "${merge_base}")"
+    # On main itself: what the last commit changed.
+    merge_base="$(git rev-parse -q --verify HEAD~1 || echo "${merge_base}")"
   fi
   echo "--changed-since=${merge_base} --changed-dependents=transitive"
+}
+
+changed_specs() {
+  [[ -z "$(changed_options)" ]] && echo "::"
+  return 0
 }

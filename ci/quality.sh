@@ -3,4 +3,4 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # shellcheck disable=SC2046
-./pants $(changed_args) lint check test
+./pants $(changed_options) lint check test $(changed_specs)

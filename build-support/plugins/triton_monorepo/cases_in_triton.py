@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.console import Console
-from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs
+from pants.core.util_rules.distdir import DistDir
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Workspace
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.util.logging import LogLevel
 
-from triton_monorepo.engine import TritonEngine
+from triton_monorepo.engine import TRITONBUILD_CACHE, TritonEngine
 from triton_monorepo.package import TritonArchive, TritonModelFieldSet
 from triton_monorepo.subsystems import TritonSubsystem
 
 _ARCHIVES_DIR = "archives"
+_REPORT = "test-triton-report.json"
+_SERVER_LOG = "test-triton-report.tritonserver.log"
 
 
 class TestTritonSubsystem(GoalSubsystem):
@@ -38,7 +41,12 @@ class TestTriton(Goal):
 
 @goal_rule
 async def test_triton(
-    targets: Targets, console: Console, engine: TritonEngine, triton: TritonSubsystem
+    targets: Targets,
+    console: Console,
+    engine: TritonEngine,
+    triton: TritonSubsystem,
+    workspace: Workspace,
+    dist_dir: DistDir,
 ) -> TestTriton:
     field_sets = [
         TritonModelFieldSet.create(tgt) for tgt in targets if TritonModelFieldSet.is_applicable(tgt)
@@ -84,12 +92,22 @@ async def test_triton(
     result = await Get(
         FallibleProcessResult,
         engine.process(
-            ("test-triton", *model_args, *launcher_args),
+            (
+                "test-triton",
+                *model_args,
+                *launcher_args,
+                "--cache-dir=.cache/tritonbuild",
+                f"--report={_REPORT}",
+            ),
             description=f"Run the cases of {len(built)} model(s) in Triton",
             input_digest=inputs,
             level=LogLevel.INFO,
+            append_only_caches=TRITONBUILD_CACHE,
+            output_files=(_REPORT, _SERVER_LOG),
         ),
     )
+    # The JSON report and the server's log land in dist/ for CI to keep.
+    workspace.write_digest(result.output_digest, path_prefix=str(dist_dir.relpath))
     console.print_stdout(result.stdout.decode(errors="replace").rstrip())
     if result.exit_code != 0:
         console.print_stderr(result.stderr.decode(errors="replace").rstrip())

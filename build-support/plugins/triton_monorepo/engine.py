@@ -21,6 +21,10 @@ from triton_monorepo.subsystems import TritonSubsystem
 # build packed environments (pyenv), and TMPDIR. Nothing else leaks into the sandbox.
 _HOST_ENV_VARS = ("PATH", "PYENV_ROOT", "TMPDIR")
 
+# Caches that outlive a sandbox: pip's downloads for env builds, and test-triton's stand-in envs.
+PIP_CACHE = FrozenDict({"tritonbuild_pip": ".cache/pip"})
+TRITONBUILD_CACHE = FrozenDict({"tritonbuild": ".cache/tritonbuild"})
+
 
 @dataclass(frozen=True)
 class TritonEngine:
@@ -38,6 +42,7 @@ class TritonEngine:
         level: LogLevel = LogLevel.INFO,
         cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
         extra_env: FrozenDict[str, str] = FrozenDict(),
+        append_only_caches: FrozenDict[str, str] = FrozenDict(),
     ) -> VenvPexProcess:
         return VenvPexProcess(
             self.pex,
@@ -49,6 +54,7 @@ class TritonEngine:
             extra_env=FrozenDict({**self.env, **extra_env}),
             level=level,
             cache_scope=cache_scope,
+            append_only_caches=append_only_caches,
         )
 
 

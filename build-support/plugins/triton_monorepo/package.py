@@ -36,9 +36,10 @@ from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
 from pants.engine.target import Targets, TransitiveTargets, TransitiveTargetsRequest
 from pants.engine.unions import UnionRule
+from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from triton_monorepo.engine import TritonEngine
+from triton_monorepo.engine import PIP_CACHE, TritonEngine
 from triton_monorepo.subsystems import TritonSubsystem
 from triton_monorepo.target_types import TritonModelSourcesField, TritonPythonVersionField
 
@@ -122,6 +123,8 @@ async def build_python_env(request: PythonEnvRequest, engine: TritonEngine) -> P
             description=f"Pack a Python {request.python_version} env with conda-pack",
             input_digest=inputs,
             output_files=(_ENV_FILE,),
+            extra_env=FrozenDict({"PIP_CACHE_DIR": ".cache/pip"}),
+            append_only_caches=PIP_CACHE,
         ),
     )
     return PythonEnv(result.output_digest)

@@ -59,26 +59,22 @@ _BRANCH_ENV_VARS = ("CI", "GITHUB_REF_NAME", "GITHUB_HEAD_REF")
 
 class TritonPublishSubsystem(Subsystem):
     options_scope = "triton-publish"
-    help = softwrap(
-        """
+    help = softwrap("""
         Where `publish` puts `triton_model` archives. Each stage has a destination,
         `s3://bucket/prefix`, with an optional region, profile and endpoint URL (for an
         S3-compatible store). With no destination, a stage publishes to a local folder store
         under `.published/<stage>/` in the repository (git-ignored), so the whole flow runs on a
         fresh clone. Every option can be set in pants.toml or with Pants' environment variables,
         e.g. `PANTS_TRITON_PUBLISH_STAGING=s3://my-models-staging/triton`.
-        """
-    )
+        """)
 
     stage = StrOption(
         default=None,
-        help=softwrap(
-            """
+        help=softwrap("""
             `staging` or `production`. When unset: in CI (the `CI` environment variable is set),
             `production` on the `main` branch and `staging` on any other; outside CI, `staging`.
             Publishing to production copies the staging object whose sha256 matches the archive.
-            """
-        ),
+            """),
     )
     staging = StrOption(default=None, help="The staging destination, `s3://bucket/prefix`.")
     staging_region = StrOption(default=None, help="The AWS region of the staging bucket.")

@@ -23,23 +23,19 @@ class TritonSubsystem(Subsystem):
 
     release = StrOption(
         default="24.10",
-        help=softwrap(
-            """
+        help=softwrap("""
             The Triton release (NGC tag, YY.MM) that serves the models. It picks the Python of the
             packed environments (see `stub_python_versions`). The local server of `test-triton`
             is release 24.10 (Triton 2.51, from PyPI's nvidia-pytriton).
-            """
-        ),
+            """),
     )
     stub_python_versions = DictOption[str](
         default=_STUB_PYTHON_BY_RELEASE,
-        help=softwrap(
-            """
+        help=softwrap("""
             The Python X.Y of the python-backend stub of each Triton release. The packed
             environment of every python step must use it: Triton silently ignores an environment
             of another Python.
-            """
-        ),
+            """),
         advanced=True,
     )
     engine = StrOption(
@@ -49,14 +45,12 @@ class TritonSubsystem(Subsystem):
     )
     launcher = EnumOption(
         default=Launcher.LOCAL,
-        help=softwrap(
-            """
+        help=softwrap("""
             How `test-triton` runs the server. `local`: the tritonserver binary from PyPI's
             nvidia-pytriton, on the CPU, isolated in private namespaces (onnxruntime steps are
             replaced by python stand-ins in the test's copy only). `docker`: an NGC or SageMaker
             Triton image with `--gpus all`, archives unchanged.
-            """
-        ),
+            """),
     )
     docker_image = StrOption(
         default="nvcr.io/nvidia/tritonserver:24.10-py3",

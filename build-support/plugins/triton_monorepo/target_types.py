@@ -21,34 +21,28 @@ class TritonModelSourcesField(MultipleSourcesField):
         "tests/cases/**",
         "!**/__pycache__/**",
     )
-    help = softwrap(
-        """
+    help = softwrap("""
         The files of the model repository: `model_version.txt`, `requirements.txt`, each step's
         `config.pbtxt` and version folders (python code, weights), and the test cases under
         `tests/cases/`. The default finds them all; override it only for an unusual layout.
-        """
-    )
+        """)
 
 
 class TritonModelDependenciesField(Dependencies):
-    help = softwrap(
-        """
+    help = softwrap("""
         Extra dependencies of the model. The python steps' own imports (for example the shared
         `tritonlib` library) are found by dependency inference on their `python_sources`, so this
         is rarely needed.
-        """
-    )
+        """)
 
 
 class TritonPythonVersionField(StringField):
     alias = "python_version"
-    help = softwrap(
-        """
+    help = softwrap("""
         The X.Y version of the Python that runs the model's python steps inside Triton. Defaults
         to the version of the python-backend stub of `[triton].release`. The packed environment
         must use the stub's version, or Triton silently ignores it.
-        """
-    )
+        """)
 
 
 class TritonModelTarget(Target):
@@ -59,13 +53,11 @@ class TritonModelTarget(Target):
         TritonModelDependenciesField,
         TritonPythonVersionField,
     )
-    help = softwrap(
-        """
+    help = softwrap("""
         A Triton model repository packaged as one SageMaker multi-model archive.
 
         `pants package-triton` validates the folder, packs the python steps' environment with
         conda-pack, and writes `dist/<name>_<version>.tar.gz` with every step at the archive
         root. `pants test-triton` loads that archive in a real Triton server and checks the
         `tests/cases/*.json` cases. `pants publish` uploads it to the stage's store.
-        """
-    )
+        """)
