@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 from tritonbuild.archive import default_threads, tree_entries, write_tar_gz
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
 from tritonbuild.errors import EnvBuildError
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 ENV_MANIFEST_NAME = "tritonbuild-env.json"
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PIP_TIMEOUT_S = 1800
 _PROBE_TIMEOUT_S = 60
 _VERSION_ARG = re.compile(r"3\.\d{1,2}")
@@ -461,15 +461,8 @@ def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> 
         "-r",
         str(requirements),
     ]
-    if CA_BUNDLE.is_file():
-        command[4:4] = ["--cert", str(CA_BUNDLE)]
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"PYTHONPATH", "PYTHONHOME", "PIP_CONSTRAINT", "PIP_REQUIRE_VIRTUALENV"}
-        and not key.startswith("CONDA_")
-    }
-    env.update({"PYTHONNOUSERSITE": "1", "PIP_CONFIG_FILE": os.devnull})
+    command[4:4] = pip_cert_args()
+    env = pip_environment()
     try:
         result = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=PIP_TIMEOUT_S

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from pants.backend.python.target_types import PythonSourceField
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
@@ -191,13 +192,27 @@ def _failure(field_set: TritonModelFieldSet, result: FallibleProcessResult) -> T
     return TritonArchive(field_set.model_name, field_set.model_dir, EMPTY_DIGEST, None, "", report)
 
 
-def _summary_line(summary: dict[str, object]) -> str:
-    return str(summary.get("line") or json.dumps(summary, sort_keys=True))
+def _summary_line(summary: dict[str, Any], dist_relpath: str) -> str:
+    """One line per model: archive path, size, env size and Python, sha256."""
+    env = summary.get("env") or {}
+    env_text = (
+        f"env {_mib(env['size'])} (Python {env.get('python_version', '?')})"
+        if env.get("size")
+        else "no env"
+    )
+    return f"{dist_relpath}  {_mib(summary['size'])}  {env_text}  sha256 {summary['sha256']}"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 @rule(desc="Package a Triton model", level=LogLevel.DEBUG)
 async def package_triton_model(
-    field_set: TritonModelFieldSet, engine: TritonEngine, triton: TritonSubsystem
+    field_set: TritonModelFieldSet,
+    engine: TritonEngine,
+    triton: TritonSubsystem,
+    dist_dir: DistDir,
 ) -> TritonArchive:
     sources = await Get(SourceFiles, SourceFilesRequest([field_set.sources]))
     model_dir = field_set.model_dir
@@ -266,7 +281,7 @@ async def package_triton_model(
         model_dir=model_dir,
         digest=archive,
         relpath=archive_path[len(_OUT_DIR) + 1 :],
-        summary=_summary_line(summary),
+        summary=_summary_line(summary, f"{dist_dir.relpath}/{archive_path[len(_OUT_DIR) + 1 :]}"),
         problems="",
     )
 

@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     host_python = find_python(stub)
-    cache_dir = args.cache_dir or default_cache_dir()
+    cache_dir = (args.cache_dir or default_cache_dir()).resolve()
     planned = [
         PlannedModel(
             info=info,

@@ -21,6 +21,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 from tritonbuild.modeldir import CONFIG_FILE, ENV_PATH_PARAMETER
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.probe import probe_line
@@ -208,14 +209,14 @@ def standin_env(python: HostPython, cache_dir: Path) -> Path:
     """
     requirements = standin_requirements(python.version)
     key = "-".join([f"py{python.full_version}", *(r.replace("==", "") for r in requirements)])
-    env_dir = cache_dir / "standin-envs" / key
+    env_dir = (cache_dir / "standin-envs" / key).resolve()
     done_marker = env_dir / ".complete"
-    if done_marker.exists():
+    if done_marker.exists() and _activates(env_dir):
         return env_dir
     env_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(env_dir.parent / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if done_marker.exists():
+        if done_marker.exists() and _activates(env_dir):
             return env_dir
         shutil.rmtree(env_dir, ignore_errors=True)
         print(
@@ -233,17 +234,26 @@ def standin_env(python: HostPython, cache_dir: Path) -> Path:
                 "--quiet",
                 "--disable-pip-version-check",
                 "--no-input",
+                *pip_cert_args(),
                 *requirements,
             ],
             "install " + " ".join(requirements),
+            pip_environment(),
         )
         done_marker.touch()
     return env_dir
 
 
-def _run(command: list[str], what: str) -> None:
-    env = dict(os.environ, PYTHONNOUSERSITE="1")
-    env.pop("PYTHONPATH", None)
+def _activates(env_dir: Path) -> bool:
+    """A venv only works at the path it was made at (its `activate` names it)."""
+    activate = env_dir / "bin" / "activate"
+    return activate.is_file() and f'VIRTUAL_ENV="{env_dir}"' in activate.read_text()
+
+
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    if env is None:
+        env = dict(os.environ, PYTHONNOUSERSITE="1")
+        env.pop("PYTHONPATH", None)
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
