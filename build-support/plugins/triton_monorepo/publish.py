@@ -177,7 +177,7 @@ async def publish_triton_archives(
                 PublishPackages(
                     names=(artifact.relpath,),
                     process=InteractiveProcess.from_process(process),
-                    description=f"to {stage}",
+                    description=stage,
                     data=PublishOutputData({"stage": stage}),
                 )
             )
