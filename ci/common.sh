@@ -3,6 +3,11 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# `--all` (or CI_FULL=1): every target, not only what changed since main.
+if [[ " $* " == *" --all "* ]]; then
+  export CI_FULL=1
+fi
 cd "${repo_root}"
 
 log() { echo "[ci] $*" >&2; }

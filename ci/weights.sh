@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stage 2: pull the DVC-tracked weights of the models this run builds, and only those.
+# Pull the DVC-tracked weights of the models this run builds, and only those (part of the
+# quality stage: unit tests run every model's cases).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # shellcheck disable=SC2046
