@@ -499,6 +499,9 @@ def _prove_envs(planned: PlannedModel, model: ModelReport, log: str, out: TextIO
         model.env_proof[step_name] = "; ".join(seen) or "no report"
         for problem in problems:
             _say(out, f"{info.target_model}: environment: {problem}")
+    if model.env_proof and not model.env_problems:
+        steps = ", ".join(f"{step} ({proof})" for step, proof in sorted(model.env_proof.items()))
+        _say(out, f"{info.target_model}: every python step ran in its packed env: {steps}")
 
 
 def _record_shutdown(report: RunReport, shutdown: ShutdownResult | None, out: TextIO) -> None:
