@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole pipeline against a real S3 API on loopback: moto's server on 127.0.0.1 holds a
-# staging and a production bucket, and every model is published to it, then published again
-# to show that nothing new is written. The server stops when the script ends.
-#   ci/local-s3-pipeline.sh            # every model, on the current branch's stage
+# staging and a production bucket. Every model goes through the pipeline to staging, is
+# promoted to production (a server-side copy of the verified bytes), and is then published
+# and promoted again to show that nothing new is written. The server stops with the script.
+#   ci/local-s3-pipeline.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ./pants package build-support:moto-server >/dev/null
@@ -30,6 +31,9 @@ export PANTS_TRITON_PUBLISH_PRODUCTION="s3://models-production/triton"
 export PANTS_TRITON_PUBLISH_PRODUCTION_ENDPOINT_URL="${endpoint}"
 export CI_FULL=1
 
-ci/pipeline.sh
-log "== the same pipeline again: every archive is already published"
-ci/publish.sh
+CI_STAGE=staging ci/pipeline.sh
+log "== promotion: production gets the staging objects that match the tested archives"
+CI_STAGE=production ci/publish.sh
+log "== both again: every archive is already published"
+CI_STAGE=staging ci/publish.sh
+CI_STAGE=production ci/publish.sh
