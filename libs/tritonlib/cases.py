@@ -432,10 +432,20 @@ def _show_indices(bad: NDArray[Any], expected: NDArray[Any], actual: NDArray[Any
 # ----------------------------------------------------------------------------- reporting
 
 
+def _display_path(path: Path) -> Path:
+    """The path as the user knows it: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def format_result(result: CaseResult) -> str:
     """A short human report: PASS/FAIL, the case file, the model, then one line per problem."""
     target = result.case.model or "entry point"
-    head = f"{'PASS' if result.passed else 'FAIL'} {result.case.path} (model: {target})"
+    head = (
+        f"{'PASS' if result.passed else 'FAIL'} {_display_path(result.case.path)} (model: {target})"
+    )
     lines = [head]
     if result.error is not None:
         lines.append(f"  inference failed: {result.error}")
