@@ -9,13 +9,9 @@ Run from anywhere: `python models/digit_classifier/train.py` or
 from __future__ import annotations
 
 import importlib.util
-import io
-import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +34,8 @@ REPO_ROOT = MODEL_DIR.parents[1]
 if importlib.util.find_spec("tritonlib") is None:  # a plain `python models/<name>/train.py`
     sys.path.insert(0, str(REPO_ROOT / "libs"))
 
-from tritonlib.datatypes import from_numpy_dtype  # noqa: E402
+from tritonlib import case_writer  # noqa: E402
+from tritonlib.case_writer import write_atomically  # noqa: E402
 from tritonlib.harness import Pipeline  # noqa: E402
 
 WEIGHTS = MODEL_DIR / "classifier" / "1" / "model.onnx"
@@ -50,7 +47,6 @@ DRAWN_SIZE = (32, 32)  # held-out digits become images of this size (4x4 pixels 
 # Opsets that Triton r24.10's onnxruntime (1.19) and later ones load.
 TARGET_OPSET = {"": 15, "ai.onnx.ml": 3}
 CASE_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
-INLINE_LIMIT = 64  # tensors with more elements go to a .npy file beside the case
 
 
 @dataclass(frozen=True)
@@ -159,53 +155,17 @@ def write_cases(pipeline: Pipeline, split: Split) -> None:
 def write_case(
     name: str, description: str, inputs: dict[str, NDArray[Any]], expected: dict[str, NDArray[Any]]
 ) -> None:
-    """tests/cases/<name>.json in the case format, one line per tensor."""
-    tolerance = ", ".join(f"{to_json(key)}: {value}" for key, value in CASE_TOLERANCE.items())
-    text = (
-        "{\n"
-        f'  "description": {to_json(description)},\n'
-        f'  "inputs": {{\n{tensor_lines(name, inputs)}\n  }},\n'
-        f'  "expected": {{\n{tensor_lines(name, expected)}\n  }},\n'
-        f"  {tolerance}\n"
-        "}\n"
+    """tests/cases/<name>.json in the case format (tritonlib.case_writer)."""
+    tolerance = CASE_TOLERANCE
+    case_writer.write_case(
+        CASES_DIR,
+        name,
+        description,
+        inputs,
+        expected,
+        atol=tolerance["atol"],
+        rtol=tolerance["rtol"],
     )
-    write_atomically(CASES_DIR / f"{name}.json", text.encode("utf-8"))
-
-
-def tensor_lines(case: str, tensors: dict[str, NDArray[Any]]) -> str:
-    return ",\n".join(
-        f"    {to_json(tensor)}: {to_json(tensor_spec(case, tensor, array))}"
-        for tensor, array in tensors.items()
-    )
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def tensor_spec(case: str, tensor: str, array: NDArray[Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = {"datatype": from_numpy_dtype(array.dtype), "shape": list(array.shape)}
-    if array.size > INLINE_LIMIT:
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        spec["data_file"] = f"{case}.{tensor.lower()}.npy"
-        write_atomically(CASES_DIR / spec["data_file"], buffer.getvalue())
-    elif array.dtype == np.object_:
-        spec["data"] = [item.decode("utf-8") for item in array.reshape(-1)]
-    elif array.dtype.kind == "f":
-        spec["data"] = [round(float(value), 6) for value in array.reshape(-1)]
-    else:
-        spec["data"] = array.reshape(-1).tolist()
-    return spec
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target, then rename: a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-    os.replace(temporary, path)
 
 
 def dvc_add(path: Path) -> None:
