@@ -16,8 +16,8 @@ initialize, calls the step once per request, and checks every output against the
 datatype, rank, batch size, fixed dims). A problem with one request becomes an error response for
 that request only, naming the output at fault, so one bad input never fails its neighbours.
 
-This module runs inside Triton's python stub: it depends on numpy and the standard library only,
-and imports `triton_python_backend_utils` (provided by the server, or by tritonlib.standin in
+This module runs inside Triton's python stub: it depends on numpy, the standard library and
+tritonlib's numpy-only `datatypes` and `envinfo`, and imports `triton_python_backend_utils` (provided by the server, or by tritonlib.standin in
 tests) when the model is initialized.
 """
 
@@ -35,27 +35,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from tritonlib.datatypes import UnknownDatatypeError, to_numpy_dtype
+
 from tritonlib.envinfo import format_env_line
 
 __all__ = ["StepError", "StepContext", "StepLogger", "serve", "Arrays"]
 
 Arrays = dict[str, NDArray[Any]]
-
-_NUMPY_BY_CONFIG_TYPE: dict[str, Any] = {
-    "TYPE_BOOL": np.bool_,
-    "TYPE_UINT8": np.uint8,
-    "TYPE_UINT16": np.uint16,
-    "TYPE_UINT32": np.uint32,
-    "TYPE_UINT64": np.uint64,
-    "TYPE_INT8": np.int8,
-    "TYPE_INT16": np.int16,
-    "TYPE_INT32": np.int32,
-    "TYPE_INT64": np.int64,
-    "TYPE_FP16": np.float16,
-    "TYPE_FP32": np.float32,
-    "TYPE_FP64": np.float64,
-    "TYPE_STRING": np.object_,
-}
 
 
 class StepError(Exception):
@@ -298,8 +284,9 @@ def _converted_dtype(spec: _OutputSpec, array: NDArray[Any]) -> NDArray[Any]:
             f"output '{name}' has dtype {array.dtype}, but the config datatype is TYPE_STRING "
             "(return str or bytes)"
         )
-    wanted = _NUMPY_BY_CONFIG_TYPE.get(spec.config_type)
-    if wanted is None:
+    try:
+        wanted = to_numpy_dtype(spec.config_type)
+    except UnknownDatatypeError:
         raise _OutputError(
             f"output '{name}' has config datatype {spec.config_type}, "
             "which the python backend cannot return"
