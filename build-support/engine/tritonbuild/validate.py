@@ -647,7 +647,8 @@ def _check_weights(model: ModelDir) -> list[Problem]:
                         tracked,
                         None,
                         f"missing: only its DVC pointer {path.name} is here (weights not pulled)",
-                        f"run `dvc pull {path}`",
+                        f"run `dvc pull {path}` (in this monorepo: "
+                        f"`./pants run build-support:dvc -- pull {path}`)",
                     )
                 )
         elif _is_dvc_pointer(path):
