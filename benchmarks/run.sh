@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and refreshes BENCHMARKS.md: benchmarks/run.sh [--quick] [--suite NAME]...
+#
+# The Python running them needs the project's requirements: $PYTHON when set, else the
+# `python-default` resolve exported by Pants (`./pants export`, done here on first use).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+exported_python() {
+  local candidates
+  shopt -s nullglob
+  candidates=("${repo}"/dist/export/python/virtualenvs/python-default/*/bin/python)
+  shopt -u nullglob
+  if ((${#candidates[@]})); then
+    echo "${candidates[0]}"
+  fi
+}
+
+python="${PYTHON:-}"
+if [[ -z "${python}" ]]; then
+  python="$(exported_python)"
+  if [[ -z "${python}" ]]; then
+    (cd "${repo}" && ./pants export --resolve=python-default)
+    python="$(exported_python)"
+  fi
+fi
+if [[ -z "${python}" ]]; then
+  echo "error: no Python with the project's requirements; set PYTHON=/path/to/python" >&2
+  exit 2
+fi
+exec "${python}" "${repo}/benchmarks/run.py" "$@"

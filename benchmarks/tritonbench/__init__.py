@@ -1,0 +1,1 @@
+"""The project's benchmarks: `python benchmarks/run.py [--quick] [--suite NAME ...]`."""
