@@ -87,6 +87,7 @@ class _OutputSpec:
     name: str
     config_type: str
     dims: tuple[int, ...]
+    numpy_dtype: np.dtype[Any] | None  # resolved once at initialize; None: not returnable
 
 
 def serve(target: Any) -> type:
@@ -209,14 +210,23 @@ def _output_specs(config: Mapping[str, Any]) -> list[_OutputSpec]:
     for output in config.get("output", []):
         reshape = output.get("reshape")
         dims = reshape.get("shape", []) if reshape else output.get("dims", [])
+        config_type = output.get("data_type", "TYPE_INVALID")
         specs.append(
             _OutputSpec(
                 name=output["name"],
-                config_type=output.get("data_type", "TYPE_INVALID"),
+                config_type=config_type,
                 dims=tuple(int(d) for d in dims),
+                numpy_dtype=_numpy_dtype(config_type),
             )
         )
     return specs
+
+
+def _numpy_dtype(config_type: str) -> np.dtype[Any] | None:
+    try:
+        return to_numpy_dtype(config_type)
+    except UnknownDatatypeError:
+        return None
 
 
 def _string_parameters(config: Mapping[str, Any]) -> dict[str, str]:
@@ -284,17 +294,16 @@ def _converted_dtype(spec: _OutputSpec, array: NDArray[Any]) -> NDArray[Any]:
             f"output '{name}' has dtype {array.dtype}, but the config datatype is TYPE_STRING "
             "(return str or bytes)"
         )
-    try:
-        wanted = to_numpy_dtype(spec.config_type)
-    except UnknownDatatypeError:
+    wanted = spec.numpy_dtype
+    if wanted is None:
         raise _OutputError(
             f"output '{name}' has config datatype {spec.config_type}, "
             "which the python backend cannot return"
         )
-    if array.dtype != np.dtype(wanted):
+    if array.dtype != wanted:
         raise _OutputError(
             f"output '{name}' has dtype {array.dtype}, but the config datatype is "
-            f"{spec.config_type} ({np.dtype(wanted)}); convert it with .astype()"
+            f"{spec.config_type} ({wanted}); convert it with .astype()"
         )
     return array
 
