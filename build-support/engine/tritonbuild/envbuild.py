@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonbuild.pip_isolation import pip_cert_args, pip_environment
-from tritonbuild.archive import default_threads, tree_entries, write_tar_gz
+from tritonbuild.archive import DENSE_COMPRESS_LEVEL, default_threads, tree_entries, write_tar_gz
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
 from tritonbuild.errors import EnvBuildError
 
@@ -323,7 +323,9 @@ def build_env(
         manifest = check_env_tree(packed, interpreter.major_minor, names)
         (packed / ENV_MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
         unverified = output.with_name(f".{output.name}.unverified")
-        summary = write_tar_gz(tree_entries(packed), unverified, threads=threads)
+        summary = write_tar_gz(
+            tree_entries(packed), unverified, threads=threads, level=DENSE_COMPRESS_LEVEL
+        )
         try:
             _check_archive(unverified)
             os.replace(unverified, output)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tritonbuild.archive import BLOCK_SIZE, Entry, tree_entries, write_tar_gz
+from tritonbuild.archive import (
+    BLOCK_SIZE,
+    DENSE_COMPRESS_LEVEL,
+    Entry,
+    tree_entries,
+    write_tar_gz,
+)
 from tritonbuild.errors import ArchiveError
 
 
@@ -159,3 +165,29 @@ def test_generated_entries_get_parent_folders_and_duplicates_fail(tmp_path: Path
         )
     with pytest.raises(ArchiveError, match=r"'\.\.'"):
         write_tar_gz([Entry(arcname="../x.txt", kind="file", data=b"1")], tmp_path / "c.tar.gz")
+
+
+def test_each_level_is_deterministic_and_holds_the_same_tar(tmp_path: Path) -> None:
+    _make_tree(tmp_path / "tree", mtime=0)
+    written = {
+        (level, threads): write_tar_gz(
+            tree_entries(tmp_path / "tree"),
+            tmp_path / f"l{level}t{threads}.tar.gz",
+            threads=threads,
+            level=level,
+        )
+        for level in (1, DENSE_COMPRESS_LEVEL)
+        for threads in (1, 3)
+    }
+    for level in (1, DENSE_COMPRESS_LEVEL):
+        assert written[(level, 1)].sha256 == written[(level, 3)].sha256
+    assert written[(1, 1)].sha256 != written[(DENSE_COMPRESS_LEVEL, 1)].sha256
+    tars = {gzip.decompress(summary.path.read_bytes()) for summary in written.values()}
+    assert len(tars) == 1
+
+
+def test_unknown_level_is_refused_before_writing(tmp_path: Path) -> None:
+    _make_tree(tmp_path / "tree", mtime=0)
+    with pytest.raises(ArchiveError, match="level 9 is not one of 0, 1, 2, 3"):
+        write_tar_gz(tree_entries(tmp_path / "tree"), tmp_path / "out/a.tar.gz", level=9)
+    assert not (tmp_path / "out").exists()
