@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import subprocess
-from dataclasses import dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping
@@ -30,6 +33,10 @@ __all__ = [
     "sha256_of_file",
     "hex_to_base64",
     "composite_sha256",
+    "PartDigests",
+    "hash_archive",
+    "md5_etag",
+    "whole_md5",
 ]
 
 # User metadata keys (x-amz-meta-*): lower case, because S3 lower-cases them and some
@@ -54,6 +61,20 @@ def archive_filename(model: str, version: str) -> str:
 
 
 @dataclass(frozen=True)
+class PartDigests:
+    """The SHA-256 of each `part_size` slice of a file: what S3 combines into the checksum of a
+    multipart object. Kept from the pass that hashes the archive, so that verifying an upload by
+    its checksum reads nothing again."""
+
+    part_size: int
+    sha256: tuple[bytes, ...]
+
+    def composite_sha256(self) -> str:
+        combined = hashlib.sha256(b"".join(self.sha256)).digest()
+        return f"{base64.b64encode(combined).decode('ascii')}-{len(self.sha256)}"
+
+
+@dataclass(frozen=True)
 class Archive:
     """A built archive plus the metadata recorded with it."""
 
@@ -64,6 +85,7 @@ class Archive:
     sha256: str
     git_commit: str
     build_time: str
+    parts: PartDigests | None = field(default=None, compare=False, repr=False)
 
     @property
     def filename(self) -> str:
@@ -87,8 +109,10 @@ class Archive:
         *,
         git_commit: str | None = None,
         build_time: str | None = None,
+        part_size: int | None = None,
     ) -> Archive:
-        """Check the archive's name and format, and hash it once."""
+        """Check the archive's name and format, and hash it once (with the digests of its
+        `part_size` parts, when given, in the same pass)."""
         version = str(version).strip()
         if not _MODEL_RE.match(model):
             raise PublishError(
@@ -111,8 +135,7 @@ class Archive:
         with path.open("rb") as stream:
             if stream.read(2) != _GZIP_MAGIC:
                 raise PublishError(f"{path}: not a gzip archive; rebuild it with package-triton")
-            stream.seek(0)
-            sha256 = sha256_of_stream(stream)
+        sha256, parts = hash_archive(path, part_size)
         if git_commit is None:
             git_commit = _current_git_commit(path.parent)
         elif not _COMMIT_RE.match(git_commit):
@@ -132,7 +155,80 @@ class Archive:
             sha256=sha256,
             git_commit=git_commit,
             build_time=build_time,
+            parts=parts,
         )
+
+
+def hash_archive(path: Path, part_size: int | None = None) -> tuple[str, PartDigests | None]:
+    """The file's sha256 and, with `part_size`, its parts' SHA-256s, from one read.
+
+    The whole-file digest is updated on a second thread while this one hashes the part: hashlib
+    releases the GIL, so the parts cost no extra time on a machine with two cores.
+    """
+    if part_size is None:
+        return sha256_of_file(path), None
+    if part_size <= 0:
+        raise ValueError("part_size must be positive")
+    whole = hashlib.sha256()
+    digests: list[bytes] = []
+    with path.open("rb") as stream, ThreadPoolExecutor(max_workers=1) as helper:
+        while True:
+            part = hashlib.sha256()
+            remaining = part_size
+            while remaining and (chunk := stream.read(min(_CHUNK, remaining))):
+                pending = helper.submit(whole.update, chunk)
+                part.update(chunk)
+                pending.result()
+                remaining -= len(chunk)
+            if remaining == part_size and digests:
+                break
+            digests.append(part.digest())
+            if remaining:
+                break
+    return whole.hexdigest(), PartDigests(part_size=part_size, sha256=tuple(digests))
+
+
+def md5_etag(path: Path, part_size: int | None, threads: int | None = None) -> str:
+    """The ETag an S3 server computes for these bytes: their MD5 (one PUT, or servers such as
+    rclone's), or for a multipart upload the MD5 of the parts' MD5s, then `-<parts>`.
+
+    Parts are independent, so they are hashed on several threads.
+    """
+    if part_size is None:
+        whole = whole_md5(path)
+        assert whole is not None
+        return whole
+    if part_size <= 0:
+        raise ValueError("part_size must be positive")
+    size = path.stat().st_size
+
+    def part_md5(offset: int) -> bytes:
+        digest = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as stream:
+            stream.seek(offset)
+            remaining = min(part_size, size - offset)
+            while remaining and (chunk := stream.read(min(_CHUNK, remaining))):
+                digest.update(chunk)
+                remaining -= len(chunk)
+        return digest.digest()
+
+    workers = threads or len(os.sched_getaffinity(0))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        digests = list(pool.map(part_md5, range(0, max(size, 1), part_size)))
+    combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+    return f"{combined}-{len(digests)}"
+
+
+def whole_md5(path: Path, stop: threading.Event | None = None) -> str | None:
+    """The file's MD5, or None when `stop` is set before the end (the caller found it needs
+    another digest)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            if stop is not None and stop.is_set():
+                return None
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _current_git_commit(folder: Path) -> str:
@@ -180,25 +276,6 @@ def hex_to_base64(hexdigest: str) -> str:
 
 def composite_sha256(path: Path, part_size: int) -> str:
     """S3's checksum of a multipart object: SHA-256 of the parts' digests, then `-<parts>`."""
-    if part_size <= 0:
-        raise ValueError("part_size must be positive")
-    part_digests = bytearray()
-    parts = 0
-    with path.open("rb") as stream:
-        while True:
-            part = hashlib.sha256()
-            remaining = part_size
-            while remaining:
-                chunk = stream.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                part.update(chunk)
-                remaining -= len(chunk)
-            if remaining == part_size and parts > 0:
-                break
-            part_digests += part.digest()
-            parts += 1
-            if remaining:
-                break
-    combined = base64.b64encode(hashlib.sha256(bytes(part_digests)).digest()).decode("ascii")
-    return f"{combined}-{parts}"
+    _, parts = hash_archive(path, part_size)
+    assert parts is not None
+    return parts.composite_sha256()

@@ -26,6 +26,7 @@ from tritonbuild.publish.destination import (
     STAGE_ENVIRONMENT_VARIABLES,
     STAGES,
     Destination,
+    S3Destination,
     find_repo_root,
     parse_destination,
     stage_destination_text,
@@ -40,7 +41,7 @@ __all__ = ["add_parser", "main", "run_publish", "run_promote"]
 
 _ARCHIVE_NAME_RE = re.compile(r"^(?P<model>.+)_(?P<version>[1-9][0-9]*)\.tar\.gz$")
 _DESTINATION_HELP = (
-    "s3://bucket/prefix (options: ?region=R&profile=P&endpoint_url=URL&verify=checksum|read), "
+    "s3://bucket/prefix (options: ?region=R&profile=P&endpoint_url=URL&verify=checksum|etag|read), "
     "file://folder, or a folder path"
 )
 
@@ -121,29 +122,28 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    archive = _load_archive(args)
     destination = _destination(args, args.destination, args.stage)
-    outcome = publish(
-        archive, destination, settings=TransferSettings(), progress=_progress(args, archive)
-    )
+    settings = TransferSettings()
+    archive = _load_archive(args, settings if isinstance(destination, S3Destination) else None)
+    outcome = publish(archive, destination, settings=settings, progress=_progress(args, archive))
     print(outcome.line(), flush=True)
     return 0
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    archive = _load_archive(args)
     source = _destination(args, args.source, "staging")
     target = _destination(args, args.target, "production")
     if source == target:
         raise PublishError(f"--from and --to are the same destination ({source})")
-    outcome = promote(
-        archive, source, target, settings=TransferSettings(), progress=_progress(args, archive)
-    )
+    settings = TransferSettings()
+    archive = _load_archive(args, settings if isinstance(target, S3Destination) else None)
+    outcome = promote(archive, source, target, settings=settings, progress=_progress(args, archive))
     print(outcome.line(), flush=True)
     return 0
 
 
-def _load_archive(args: argparse.Namespace) -> Archive:
+def _load_archive(args: argparse.Namespace, settings: TransferSettings | None) -> Archive:
+    """The archive, hashed once; for S3, with the digests of the parts it is uploaded in."""
     path: Path = args.archive
     model, version = args.model, args.version
     if model is None or version is None:
@@ -160,6 +160,7 @@ def _load_archive(args: argparse.Namespace) -> Archive:
         version,
         git_commit=args.git_commit if "git_commit" in args else None,
         build_time=args.build_time if "build_time" in args else None,
+        part_size=settings.multipart_chunksize if settings is not None else None,
     )
 
 

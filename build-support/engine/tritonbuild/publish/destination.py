@@ -25,6 +25,7 @@ __all__ = [
     "LocalDestination",
     "Destination",
     "VerifyMode",
+    "VERIFY_MODES",
     "parse_destination",
     "STAGES",
     "STAGE_ENVIRONMENT_VARIABLES",
@@ -32,7 +33,8 @@ __all__ = [
     "find_repo_root",
 ]
 
-VerifyMode = Literal["checksum", "read"]
+VerifyMode = Literal["checksum", "etag", "read"]
+VERIFY_MODES: tuple[VerifyMode, ...] = ("checksum", "etag", "read")
 
 STAGES = ("staging", "production")
 STAGE_ENVIRONMENT_VARIABLES = {
@@ -59,8 +61,9 @@ class S3Destination:
     profile: str | None = None
     endpoint_url: str | None = None
     # How an upload is verified: "checksum" trusts the SHA-256 the store computes (AWS S3 does);
-    # "read" reads the object back. Default: checksum on AWS, read on any other endpoint, since
-    # some S3-compatible servers echo a client's checksum without checking it.
+    # "etag" compares the MD5 the store computed of what it holds (its ETag) with the local
+    # file's; "read" reads the object back. Default: checksum on AWS, etag on any other
+    # endpoint, since some S3-compatible servers echo a client's checksum without checking it.
     verify: VerifyMode | None = None
 
     @property
@@ -71,7 +74,7 @@ class S3Destination:
     def verify_mode(self) -> VerifyMode:
         if self.verify is not None:
             return self.verify
-        return "checksum" if self.endpoint_url is None else "read"
+        return "checksum" if self.endpoint_url is None else "etag"
 
     def key_for(self, filename: str) -> str:
         return f"{self.prefix}/{filename}" if self.prefix else filename
@@ -181,11 +184,13 @@ def _parse_s3(
         _check_endpoint_url(text, endpoint_url)
     verify: VerifyMode | None = None
     if verify_text is not None:
-        if verify_text not in ("checksum", "read"):
+        chosen = [mode for mode in VERIFY_MODES if mode == verify_text]
+        if not chosen:
             raise DestinationError(
-                f"destination {text!r}: verify={verify_text!r}; use verify=checksum or verify=read"
+                f"destination {text!r}: verify={verify_text!r}; use verify=checksum, "
+                "verify=etag or verify=read"
             )
-        verify = "checksum" if verify_text == "checksum" else "read"
+        verify = chosen[0]
     return S3Destination(
         bucket=bucket,
         prefix=prefix,

@@ -81,7 +81,7 @@ class LocalStore:
         finally:
             partial.unlink(missing_ok=True)
 
-    def verify(self, key: str, archive: Archive) -> None:
+    def verify(self, key: str, archive: Archive) -> str:
         stored = self.stat(key)
         if stored is None:
             raise VerificationError(f"{self.url_for(key)} is missing after the write")
@@ -94,6 +94,7 @@ class LocalStore:
             raise VerificationError(
                 f"{self.url_for(key)} has sha256 {actual}, the archive has {archive.sha256}"
             )
+        return "reading it back"
 
     def _copy_durably(self, source: Path, target: Path, progress: TransferProgress) -> None:
         with source.open("rb") as reader, target.open("xb") as writer:

@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from tritonbuild.publish.archive import Archive, composite_sha256
+from tritonbuild.publish.archive import Archive, composite_sha256, hash_archive, md5_etag
 from tritonbuild.publish.errors import PublishError
 from tritonbuild.publish.progress import PercentPrinter, TransferProgress
 
@@ -65,6 +65,37 @@ def test_composite_sha256_follows_s3s_definition(tmp_path, size):
 
     expected = f"{base64.b64encode(combined).decode()}-{len(parts)}"
     assert composite_sha256(path, part) == expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 5, 9, 11])
+def test_one_pass_gives_the_sha256_and_the_parts_digests(tmp_path, size):
+    data = bytes(range(256)) * 4 * size
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+
+    sha256, parts = hash_archive(path, 5 * 1024)
+
+    assert sha256 == hashlib.sha256(data).hexdigest()
+    assert parts is not None
+    assert parts.composite_sha256() == composite_sha256(path, 5 * 1024)
+    assert len(parts.sha256) == max(1, -(-len(data) // (5 * 1024)))
+
+
+@pytest.mark.parametrize("size", [1, 5, 9, 10, 11, 20])
+def test_md5_etag_follows_s3s_definition_whole_and_multipart(tmp_path, size):
+    data = bytes(range(256)) * 4 * size
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    part = 5 * 1024
+    part_md5s = b"".join(
+        hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)
+    )
+    parts = -(-len(data) // part)
+
+    assert md5_etag(path, None) == hashlib.md5(data).hexdigest()
+    for threads in (1, 3):
+        expected = f"{hashlib.md5(part_md5s).hexdigest()}-{parts}"
+        assert md5_etag(path, part, threads=threads) == expected
 
 
 def test_progress_prints_at_most_one_line_per_ten_percent():

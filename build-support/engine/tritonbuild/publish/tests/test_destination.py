@@ -43,7 +43,7 @@ def test_s3_url_without_prefix_and_keyword_options_override_the_query():
     assert destination.prefix == ""
     assert destination.key_for("x_3.tar.gz") == "x_3.tar.gz"
     assert destination.region == "eu-central-1"
-    assert destination.verify_mode == "read"  # a non-AWS endpoint is read back by default
+    assert destination.verify_mode == "etag"  # a non-AWS endpoint is checked by its ETag
     assert parse_destination("s3://bucket1").verify_mode == "checksum"  # type: ignore[union-attr]
 
 
@@ -60,7 +60,7 @@ def test_s3_url_without_prefix_and_keyword_options_override_the_query():
         ("s3://bucket/x?colour=blue", "unknown option 'colour'"),
         ("s3://bucket/x?region=a&region=b", "given twice"),
         ("s3://bucket/x?region=", "has no value"),
-        ("s3://bucket/x?verify=maybe", "verify=checksum or verify=read"),
+        ("s3://bucket/x?verify=maybe", "verify=checksum, verify=etag or verify=read"),
         ("s3://bucket/x?endpoint_url=ftp://host", "must look like http://host:port"),
         ("s3://bucket/x?endpoint_url=http://user:pw@host:9000", "carries credentials"),
         ("s3://bucket/x#frag", "remove the '#frag' part"),

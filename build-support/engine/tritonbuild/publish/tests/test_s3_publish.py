@@ -67,7 +67,26 @@ def test_verify_by_checksum_uses_the_stores_sha256(
         assert head["ChecksumSHA256"].split("-")[0] == composite.split("-")[0]
 
 
-@pytest.mark.parametrize("verify", ["checksum", "read"])
+@pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["single-put", "multipart"])
+def test_endpoints_verify_by_etag_without_reading_back(
+    s3_server, make_archive, small_parts, record_calls, size
+):
+    """The default for an endpoint URL: the MD5 the server computed of what it stores (moto:
+    S3's multipart form; rclone: the whole object's) against the local file's."""
+    bucket = s3_server.new_bucket()
+    archive = make_archive(size=size)
+    store = s3_server.store(bucket, small_parts)
+    assert store.destination.verify_mode == "etag"
+    store.write_new(archive.path, "models/screen_3.tar.gz", archive.metadata(), None)
+    calls = record_calls(store.client)
+
+    how = store.verify("models/screen_3.tar.gz", archive)
+
+    assert how == "the store's ETag (MD5)"
+    assert "GetObject" not in {operation for operation, _ in calls}
+
+
+@pytest.mark.parametrize("verify", ["checksum", "etag", "read"])
 def test_verification_catches_bytes_that_do_not_match_their_metadata(moto_s3, make_archive, verify):
     bucket = moto_s3.new_bucket()
     archive = make_archive(size=4096, seed="real")
