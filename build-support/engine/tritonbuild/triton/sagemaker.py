@@ -9,6 +9,8 @@ its steps keep their folder names. `inspect_archive` predicts all of that before
 
 from __future__ import annotations
 
+import hashlib
+import io
 import posixpath
 import re
 import tarfile
@@ -121,7 +123,7 @@ def inspect_archive(archive: Path) -> ArchiveInfo:
                 elif name.endswith(_ENV_SUFFIXES):
                     handle = tar.extractfile(member)
                     assert handle is not None
-                    envs[name] = scan_env_tarball(handle, f"{archive}:{name}")
+                    envs[name] = _env_facts(handle.read(), f"{archive}:{name}")
     except (tarfile.TarError, OSError, EOFError) as error:
         raise TestTritonError(f"{archive}: not a readable tar archive: {error}") from None
     if not configs:
@@ -143,6 +145,19 @@ def inspect_archive(archive: Path) -> ArchiveInfo:
         entry_outputs=tuple(_spec(tensor) for tensor in parsed[entry].output),
         envs=envs,
     )
+
+
+# Facts of the env tarballs already read in this process, by sha256: archives built in one
+# monorepo mostly share an env, and reading one through takes longer than hashing it.
+_ENV_FACTS: dict[str, EnvFacts] = {}
+
+
+def _env_facts(data: bytes, where: str) -> EnvFacts:
+    digest = hashlib.sha256(data).hexdigest()
+    facts = _ENV_FACTS.get(digest)
+    if facts is None:
+        facts = _ENV_FACTS[digest] = scan_env_tarball(io.BytesIO(data), where)
+    return facts
 
 
 def _config_path(folder: str) -> str:
