@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import subprocess
 import threading
@@ -18,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping
 
+from tritonbuild.archive import default_threads
 from tritonbuild.publish.errors import PublishError
 
 __all__ = [
@@ -212,8 +212,7 @@ def md5_etag(path: Path, part_size: int | None, threads: int | None = None) -> s
                 remaining -= len(chunk)
         return digest.digest()
 
-    workers = threads or len(os.sched_getaffinity(0))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
         digests = list(pool.map(part_md5, range(0, max(size, 1), part_size)))
     combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
     return f"{combined}-{len(digests)}"
