@@ -18,7 +18,14 @@ from pathlib import Path, PurePosixPath
 
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.sagemaker import MODELS_ROOT
-from tritonbuild.triton.server import LOOPBACK, Ports, ShutdownResult, free_ports, server_args
+from tritonbuild.triton.server import (
+    LOOPBACK,
+    LoopbackEndpoints,
+    Ports,
+    ShutdownResult,
+    free_ports,
+    server_args,
+)
 
 __all__ = [
     "ARCHIVES_MOUNT",
@@ -100,7 +107,7 @@ def docker_run_command(
     return command
 
 
-class DockerLauncher:
+class DockerLauncher(LoopbackEndpoints):
     """A Triton container driven from the host through its published loopback ports."""
 
     name = "docker"
@@ -116,18 +123,6 @@ class DockerLauncher:
         self.startup_timeout_s = startup_timeout_s
         self._started = False
         self._final_log = ""
-
-    @property
-    def sagemaker_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports.sagemaker}"
-
-    @property
-    def http_url(self) -> str:
-        return f"{LOOPBACK}:{self.ports.http}"
-
-    @property
-    def grpc_url(self) -> str:
-        return f"{LOOPBACK}:{self.ports.grpc}"
 
     def _docker(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         try:

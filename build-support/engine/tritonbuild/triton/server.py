@@ -32,6 +32,7 @@ __all__ = [
     "RELEASE_STUB_PYTHON",
     "SAGEMAKER_MME_FLAGS",
     "HostPython",
+    "LoopbackEndpoints",
     "Ports",
     "ShutdownResult",
     "TritonInstall",
@@ -371,7 +372,25 @@ def server_version(log_text: str) -> str | None:
     return match.group(1) if match else None
 
 
-class LocalLauncher:
+class LoopbackEndpoints:
+    """The URLs of a test server's front ends, which every launcher publishes on 127.0.0.1."""
+
+    ports: Ports
+
+    @property
+    def sagemaker_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.sagemaker}"
+
+    @property
+    def http_url(self) -> str:
+        return f"{LOOPBACK}:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{LOOPBACK}:{self.ports.grpc}"
+
+
+class LocalLauncher(LoopbackEndpoints):
     """The wheel's tritonserver as a local process, models extracted under `models_root`."""
 
     name = "local"
@@ -403,18 +422,6 @@ class LocalLauncher:
             command, server_environment(install, host_python), run_dir / "tritonserver.log"
         )
         self._staged: list[Path] = []
-
-    @property
-    def sagemaker_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports.sagemaker}"
-
-    @property
-    def http_url(self) -> str:
-        return f"{LOOPBACK}:{self.ports.http}"
-
-    @property
-    def grpc_url(self) -> str:
-        return f"{LOOPBACK}:{self.ports.grpc}"
 
     def start(self) -> float:
         """Start the server; returns seconds until both front ends answered."""
