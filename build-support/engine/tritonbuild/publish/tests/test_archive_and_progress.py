@@ -112,3 +112,11 @@ def test_progress_prints_at_most_one_line_per_ten_percent():
     assert lines[-1] == "x_1.tar.gz: 100%"
     assert len(lines) == 11
     assert lines == sorted(set(lines), key=lambda line: int(line.split()[-1].rstrip("%")))
+
+
+def test_part_digests_refuse_a_part_size_that_is_not_positive(tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(b"x")
+    for digest in (hash_archive, md5_etag):
+        with pytest.raises(ValueError, match="part_size must be positive"):
+            digest(path, 0)
