@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +40,16 @@ from typing import Any
 from tritonbuild.archive import Entry, default_threads, tree_entries, write_tar_gz
 from tritonbuild.envbuild import EnvManifest, read_env_manifest
 from tritonbuild.errors import PackageError
-from tritonbuild.modeldir import (
+from tritonbuild.validate import require_valid
+from tritonlib.model_config import ModelConfigError, parse_model_config
+from tritonlib.model_folder import (
     CONFIG_FILE,
     ENV_PATH_PARAMETER,
     MODEL_DIRECTORY_KEYWORD,
-    ModelDir,
+    ModelFolder,
     Step,
+    resolve_env_path,
 )
-from tritonbuild.validate import require_valid
-from tritonlib.model_config import ModelConfigError, parse_model_config
 
 __all__ = [
     "ENV_FILE_NAME",
@@ -182,7 +182,9 @@ def package_model(
     )
 
 
-def _check_env(model: ModelDir, env: Path | None, python_version: str | None) -> EnvManifest | None:
+def _check_env(
+    model: ModelFolder, env: Path | None, python_version: str | None
+) -> EnvManifest | None:
     python_steps = [step.name for step in model.python_steps]
     if env is None:
         if python_steps:
@@ -214,16 +216,12 @@ def _excluded(path: Path) -> bool:
 
 def _place_env(step: Step) -> tuple[str, Entry | None]:
     """Where this step's env goes in the archive, and its config entry when it changes."""
-    current = step.env_path_parameter
+    current = step.env_path
     if current is not None:
-        relative = current[len(MODEL_DIRECTORY_KEYWORD) + 1 :]
-        arcname = posixpath.normpath(posixpath.join(step.name, relative))
-        if arcname.startswith("../") or arcname in ("..", "."):
-            raise PackageError(
-                f"{step.config_path}: {ENV_PATH_PARAMETER} {current!r} leaves the archive"
-            )
-        return arcname, None
-    text = step.config_path.read_text(encoding="utf-8")
+        if current.resolved is None:  # validate reports it first
+            raise PackageError(f"{step.config_path}: {ENV_PATH_PARAMETER} {current.problem}")
+        return current.resolved, None
+    text = step.config_text
     if not text.endswith("\n"):
         text += "\n"
     text += env_parameter_block(SHARED_ENV_PATH)
@@ -236,7 +234,8 @@ def _place_env(step: Step) -> tuple[str, Entry | None]:
         ) from None
     if config.parameters[ENV_PATH_PARAMETER].string_value != SHARED_ENV_PATH:
         raise PackageError(f"{step.config_path}: could not set {ENV_PATH_PARAMETER}")
-    arcname = posixpath.normpath(posixpath.join(step.name, f"../{ENV_FILE_NAME}"))
+    arcname = resolve_env_path(step.name, SHARED_ENV_PATH).resolved
+    assert arcname is not None
     config_entry = Entry(
         arcname=f"{step.name}/{CONFIG_FILE}",
         kind="file",

@@ -14,6 +14,8 @@ from tritonbuild.validate import (
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_pipeline"
+# A model folder of the shared library's tests: an ensemble nested in an ensemble.
+NESTED = Path(__file__).parents[4] / "libs/tritonlib/tests/fixtures/nested_pipeline"
 
 
 def _model(tmp_path: Path, name: str = "tiny_pipeline") -> Path:
@@ -365,3 +367,61 @@ def test_every_problem_of_every_model_is_reported_at_once(tmp_path: Path) -> Non
 def test_a_path_that_is_not_a_folder(tmp_path: Path) -> None:
     problem = _only(validate_model(tmp_path / "nothing"))
     assert problem.message == "not a folder"
+
+
+def _nested(tmp_path: Path) -> Path:
+    """An ensemble (outer) whose one step is an ensemble (inner), from the shared library's tests."""
+    return Path(shutil.copytree(NESTED, tmp_path / NESTED.name))
+
+
+def test_an_ensemble_may_use_an_ensemble_as_a_step(tmp_path: Path) -> None:
+    model = _nested(tmp_path)
+    assert validate_model(model) == []
+    entry = require_valid(model).entry_point
+    assert entry is not None and entry.name == "outer"
+
+
+def test_an_inner_ensemble_must_not_look_like_the_entry_point_to_sagemaker(
+    tmp_path: Path,
+) -> None:
+    model = _nested(tmp_path)
+    _edit(model / "inner/config.pbtxt", 'platform : "ensemble"', 'platform: "ensemble"')
+    problem = _only(validate_model(model))
+    assert (problem.path, problem.field) == (model / "inner/config.pbtxt", "platform")
+    assert "is a step of ensemble outer" in problem.message
+    assert 'platform : "ensemble"' in problem.fix and "fold its steps into outer" in problem.fix
+
+
+def test_an_ensemble_that_uses_itself(tmp_path: Path) -> None:
+    model = _nested(tmp_path)
+    _edit(model / "inner/config.pbtxt", 'model_name: "upper"', 'model_name: "outer"')
+    problems = validate_model(model)
+    cycles = [problem for problem in problems if "uses itself" in problem.message]
+    assert [(problem.path, problem.field) for problem in cycles] == [
+        (model / "inner/config.pbtxt", "ensemble_scheduling"),
+        (model / "outer/config.pbtxt", "ensemble_scheduling"),
+    ]
+    assert "inner -> outer -> inner" in cycles[0].message
+
+
+def test_a_config_at_the_root_of_the_model_folder(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    shutil.copy(model / "preprocess/config.pbtxt", model / "config.pbtxt")
+    problem = _only(validate_model(model))
+    assert problem.path == model / "config.pbtxt"
+    assert "not packaged" in problem.message and "<step>/config.pbtxt" in problem.fix
+
+
+def test_only_the_versions_triton_serves_need_their_model_file(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    (model / "preprocess/2").mkdir()
+    problem = _only(validate_model(model))
+    assert problem.path == model / "preprocess/2/model.py"
+    assert "from each version folder it serves" in problem.message
+    config = model / "preprocess/config.pbtxt"
+    config.write_text(config.read_text() + "version_policy { specific { versions: [ 1 ] } }\n")
+    assert validate_model(model) == []
+    _edit(config, "versions: [ 1 ]", "versions: [ 1, 5 ]")
+    problem = _only(validate_model(model))
+    assert (problem.path, problem.field) == (config, "version_policy")
+    assert "serves version 5, which has no folder (versions: 1, 2)" in problem.message

@@ -22,11 +22,11 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from tritonbuild.pip_isolation import pip_cert_args, pip_environment
-from tritonbuild.modeldir import CONFIG_FILE, ENV_PATH_PARAMETER
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.probe import probe_line
 from tritonbuild.triton.server import HostPython
 from tritonlib.model_config import load_model_config
+from tritonlib.model_folder import CONFIG_FILE, ENV_PATH_PARAMETER
 
 __all__ = [
     "STANDIN_REQUIREMENTS",
