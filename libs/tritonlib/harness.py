@@ -3,12 +3,15 @@
     pipeline = Pipeline.load("models/sentiment")
     outputs = pipeline.infer({"TEXT": np.array([[b"great"]], dtype=object)})
 
-Steps are the sub-folders holding a config.pbtxt. Python steps load their model.py with the
-pb_utils stand-in installed and get the same initialize() args as on the server; ONNX steps run
-on onnxruntime; an ensemble is wired exactly by its input_map/output_map. Requests are checked
-against each config (names, datatypes, shapes, batch size) as the server checks them, and
-tensors move between steps the way the server moves them (BYTES arrive as bytes). So a case that
-passes here fails on the server only for reasons of the environment, which test-triton covers.
+The folder is read and judged by `tritonlib.model_folder` and `tritonlib.model_checks`, the
+same rules validate and test-triton apply: a folder the server would refuse (a config, a version
+folder, the entry point, datatypes or dims along an ensemble's maps) fails to load here too, with
+every problem listed. Python steps load their model.py with the pb_utils stand-in installed and
+get the same initialize() args as on the server; ONNX steps run on onnxruntime; an ensemble,
+nested ones included, is wired exactly by its input_map/output_map. Requests are checked against
+each config (names, datatypes, shapes, batch size) as the server checks them, and tensors move
+between steps the way the server moves them (BYTES arrive as bytes). So a case that passes here
+fails on the server only for reasons of the environment, which test-triton covers.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import importlib.util
 import json
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence
@@ -28,29 +30,20 @@ from tritonclient.grpc import model_config_pb2
 
 from tritonlib import standin
 from tritonlib.cases import CaseResult, compare, load_cases
-from tritonlib.model_config import (
-    complete_model_config,
-    config_to_triton_json,
-    is_ensemble,
-    is_onnx,
-    is_python,
-    load_model_config,
-)
+from tritonlib.model_checks import Problem, check_model_folder, format_problems, type_name
+from tritonlib.model_config import complete_model_config, config_to_triton_json
+from tritonlib.model_folder import ModelFolder, Step, read_model_folder
 from tritonlib.standin import pb_utils
 
 __all__ = [
     "HarnessError",
     "InferenceError",
-    "Step",
     "Pipeline",
+    "load_step",
     "run_cases",
-    "discover_steps",
-    "CASES_DIR",
 ]
 
 Arrays = dict[str, NDArray[Any]]
-
-CASES_DIR = Path("tests") / "cases"
 
 _CONFIG_TYPE_TO_NUMPY: dict[str, Any] = {
     name: np.dtype(numpy_type) for name, numpy_type in pb_utils.TRITON_STRING_TO_NUMPY.items()
@@ -71,84 +64,56 @@ class InferenceError(Exception):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class Step:
-    """One Triton model of the pipeline."""
-
-    name: str
-    path: Path  # the step folder (holds config.pbtxt)
-    config: model_config_pb2.ModelConfig  # completed as the server completes it
-    kind: str  # "python", "onnx" or "ensemble"
-    version: int | None  # the version folder served (None for ensembles)
-
-    @property
-    def version_dir(self) -> Path:
-        return self.path / str(self.version)
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.pbtxt"
-
-
-def discover_steps(model_dir: Path) -> dict[str, Step]:
-    """Every step of a model folder, by name (the folder name, as Triton names models)."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise HarnessError(f"{model_dir}: model folder not found")
-    steps: dict[str, Step] = {}
-    for config_path in sorted(model_dir.glob("*/config.pbtxt")):
-        step_dir = config_path.parent
-        raw = load_model_config(config_path)
-        name = step_dir.name
-        if raw.name and raw.name != name:
-            raise HarnessError(
-                f'{config_path}: name "{raw.name}" differs from the folder name "{name}"; '
-                "Triton requires them to match"
+def _runnable(model: ModelFolder) -> ModelFolder:
+    """The folder, or HarnessError listing every problem the server would refuse (and steps of a
+    kind the harness cannot run)."""
+    problems = check_model_folder(model)
+    for step in model.steps:
+        if step.config is not None and step.kind == "other":
+            problems.append(
+                Problem(
+                    step.config_path,
+                    "backend",
+                    f'unsupported model kind (platform "{step.config.platform}", backend '
+                    f'"{step.config.backend}"); the harness runs python, onnxruntime and '
+                    "ensemble steps",
+                    "test this model with test-triton, in a real server",
+                )
             )
-        config = complete_model_config(raw, name)
-        kind = _kind_of(config, config_path)
-        version = None if kind == "ensemble" else _served_version(step_dir, config, kind)
-        steps[name] = Step(name=name, path=step_dir, config=config, kind=kind, version=version)
-    if not steps:
-        raise HarnessError(f"{model_dir}: no step folders (sub-folders with a config.pbtxt)")
-    return steps
-
-
-def _kind_of(config: model_config_pb2.ModelConfig, config_path: Path) -> str:
-    if is_ensemble(config):
-        return "ensemble"
-    if is_python(config):
-        return "python"
-    if is_onnx(config):
-        return "onnx"
-    raise HarnessError(
-        f'{config_path}: unsupported model kind (platform "{config.platform}", backend '
-        f'"{config.backend}"); the harness runs python, onnxruntime and ensemble steps'
-    )
-
-
-def _default_filename(config: model_config_pb2.ModelConfig, kind: str) -> str:
-    if config.default_model_filename:
-        return str(config.default_model_filename)
-    return "model.py" if kind == "python" else "model.onnx"
-
-
-def _served_version(step_dir: Path, config: model_config_pb2.ModelConfig, kind: str) -> int:
-    """The version Triton serves by default: the highest one allowed by the version policy."""
-    filename = _default_filename(config, kind)
-    available = sorted(
-        int(child.name)
-        for child in step_dir.iterdir()
-        if child.is_dir() and child.name.isdigit() and (child / filename).exists()
-    )
-    policy = config.version_policy
-    if policy.HasField("specific"):
-        available = [v for v in available if v in set(policy.specific.versions)]
-    if not available:
+    if problems:
         raise HarnessError(
-            f"{step_dir}: no version folder holds {filename} (expected e.g. {step_dir}/1/{filename})"
+            f"{model.path}: cannot run this model folder:\n" + format_problems(problems)
         )
-    return available[-1]
+    return model
+
+
+def load_step(model_dir: Path | str, name: str) -> ModuleType:
+    """A python step's model.py, imported as the stub imports it (pb_utils stand-in installed),
+    to test its functions on their own or to reuse its constants (e.g. in a training script)."""
+    model = read_model_folder(model_dir)
+    step = model.step(name)
+    if step is None or not step.is_python or step.served_version is None:
+        python = ", ".join(s.name for s in model.python_steps) or "none"
+        raise HarnessError(f"{model.path}: no python step named {name!r} (python steps: {python})")
+    standin.install()
+    return _import_model(step)
+
+
+def _config(step: Step) -> model_config_pb2.ModelConfig:
+    """A step's config; every step of a loaded pipeline has one (see `_runnable`)."""
+    assert step.config is not None
+    return step.config
+
+
+def _served_dir(step: Step) -> Path:
+    """The version folder the server runs: the highest served one (checked to exist)."""
+    assert step.served_version is not None
+    return step.version_dir(step.served_version)
+
+
+def _model_file(step: Step) -> Path:
+    assert step.model_filename is not None
+    return _served_dir(step) / step.model_filename
 
 
 class _PythonStep:
@@ -156,15 +121,13 @@ class _PythonStep:
 
     def __init__(self, step: Step) -> None:
         self.step = step
+        self.version_dir = _served_dir(step)
         standin.install()
         module = _import_model(step)
         model_class = getattr(module, "TritonPythonModel", None)
         if model_class is None:
-            raise HarnessError(
-                f"{step.version_dir / _default_filename(step.config, 'python')}: "
-                "defines no TritonPythonModel"
-            )
-        config_json = config_to_triton_json(step.config)
+            raise HarnessError(f"{_model_file(step)}: defines no TritonPythonModel")
+        config_json = config_to_triton_json(complete_model_config(_config(step), step.name))
         auto_complete = getattr(model_class, "auto_complete_config", None)
         if callable(auto_complete):
             completed = auto_complete(pb_utils.ModelConfig(json.dumps(config_json)))
@@ -176,17 +139,17 @@ class _PythonStep:
             "model_instance_name": f"{step.name}_0",
             "model_instance_device_id": "0",
             "model_repository": str(step.path),
-            "model_version": str(step.version),
+            "model_version": str(step.served_version),
             "model_name": step.name,
         }
         self.model = model_class()
         initialize = getattr(self.model, "initialize", None)
         if callable(initialize):
-            with standin.model_dir_scope(step.version_dir):
+            with standin.model_dir_scope(self.version_dir):
                 initialize(self.args)
 
     def execute(self, requests: list[pb_utils.InferenceRequest]) -> list[Any]:
-        with standin.model_dir_scope(self.step.version_dir):
+        with standin.model_dir_scope(self.version_dir):
             try:
                 responses = self.model.execute(requests)
             except Exception as error:  # the server fails every request of the batch
@@ -200,7 +163,7 @@ class _PythonStep:
     def finalize(self) -> None:
         finalize = getattr(self.model, "finalize", None)
         if callable(finalize):
-            with standin.model_dir_scope(self.step.version_dir):
+            with standin.model_dir_scope(self.version_dir):
                 finalize()
 
 
@@ -230,17 +193,17 @@ def _import_model(step: Step) -> ModuleType:
     """Import <step>/<version>/model.py as the stub does: as "<version>.model", with the version
     and step folders on sys.path (removed afterwards, with the sibling modules it imported, so
     two steps' helper modules of the same name do not collide)."""
-    filename = _default_filename(step.config, "python")
-    path = step.version_dir / filename
+    path = _model_file(step)
+    version_dir = path.parent
     package_name = f"_tritonlib_step_{uuid.uuid4().hex}"
     package = ModuleType(package_name)
-    package.__path__ = [str(step.version_dir)]
-    module_name = f"{package_name}.{Path(filename).stem}"
+    package.__path__ = [str(version_dir)]
+    module_name = f"{package_name}.{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise HarnessError(f"{path}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
-    added_paths = [str(step.version_dir), str(step.path)]
+    added_paths = [str(version_dir), str(step.path)]
     before = set(sys.modules)
     sys.modules[package_name] = package
     sys.modules[module_name] = module
@@ -265,7 +228,8 @@ class _OnnxStep:
         import onnxruntime
 
         self.step = step
-        path = step.version_dir / _default_filename(step.config, "onnx")
+        path = _model_file(step)
+        config = _config(step)
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), providers=["CPUExecutionProvider"]
@@ -273,8 +237,8 @@ class _OnnxStep:
         except Exception as error:
             raise HarnessError(f"{path}: onnxruntime cannot load it: {error}") from None
         for kind, declared, actual in [
-            ("input", step.config.input, self.session.get_inputs()),
-            ("output", step.config.output, self.session.get_outputs()),
+            ("input", config.input, self.session.get_inputs()),
+            ("output", config.output, self.session.get_outputs()),
         ]:
             onnx_types = {node.name: node.type for node in actual}
             for io in declared:
@@ -283,7 +247,7 @@ class _OnnxStep:
                         f"{step.config_path}: {kind} '{io.name}' is not an {kind} of {path} "
                         f"(it has: {', '.join(sorted(onnx_types))})"
                     )
-                config_type = _type_name(io.data_type)
+                config_type = type_name(io.data_type)
                 onnx_type = _CONFIG_TYPE_BY_ONNX.get(onnx_types[io.name], onnx_types[io.name])
                 if onnx_type != config_type:
                     raise HarnessError(
@@ -338,17 +302,18 @@ def _from_onnx(value: Any) -> NDArray[Any]:
 class Pipeline:
     """A model folder loaded in-process: every step initialized, ready for requests."""
 
-    def __init__(self, model_dir: Path, steps: dict[str, Step]) -> None:
-        self.model_dir = model_dir
-        self.steps = steps
-        self.entry_point = _entry_point(model_dir, steps)
-        for step in steps.values():
-            if step.kind == "ensemble":
-                _validate_ensemble(step, steps)
+    def __init__(self, model: ModelFolder) -> None:
+        model = _runnable(model)
+        entry = model.entry_point
+        assert entry is not None  # a folder with no entry point has a problem that says why
+        self.model = model
+        self.model_dir = model.path
+        self.steps = {step.name: step for step in model.steps}
+        self.entry_point = entry.name
         self._python: dict[str, _PythonStep] = {}
         self._onnx: dict[str, _OnnxStep] = {}
         try:
-            for step in steps.values():
+            for step in model.steps:
                 if step.kind == "python":
                     self._python[step.name] = _PythonStep(step)
                 elif step.kind == "onnx":
@@ -359,9 +324,8 @@ class Pipeline:
 
     @classmethod
     def load(cls, model_dir: Path | str) -> "Pipeline":
-        """Discover, validate and initialize every step of a model folder."""
-        path = Path(model_dir)
-        return cls(path, discover_steps(path))
+        """Read, check and initialize every step of a model folder."""
+        return cls(read_model_folder(model_dir))
 
     def infer(
         self,
@@ -384,8 +348,9 @@ class Pipeline:
         """Several requests in one execute() call, as dynamic batching delivers them; each
         result is the outputs of that request or its InferenceError."""
         step = self._step(model)
-        requested = list(outputs) if outputs else [o.name for o in step.config.output]
-        unknown = [name for name in requested if name not in {o.name for o in step.config.output}]
+        declared = [o.name for o in _config(step).output]
+        requested = list(outputs) if outputs else declared
+        unknown = [name for name in requested if name not in declared]
         results: list[Arrays | InferenceError | None] = [None] * len(requests)
         valid: list[tuple[int, Arrays]] = []
         for index, inputs in enumerate(requests):
@@ -451,7 +416,7 @@ class Pipeline:
                 inputs,
                 model_name=step.name,
                 requested_output_names=requested,
-                model_version=step.version or -1,
+                model_version=step.served_version or -1,
                 request_id=str(index),
             )
             for index, inputs in enumerate(requests)
@@ -473,7 +438,7 @@ class Pipeline:
 
     def _run_ensemble(self, step: Step, inputs: Arrays, requested: Sequence[str]) -> Arrays:
         tensors: Arrays = dict(inputs)
-        pending = list(step.config.ensemble_scheduling.step)
+        pending = list(_config(step).ensemble_scheduling.step)
         while pending:
             ready = [s for s in pending if all(v in tensors for v in s.input_map.values())]
             if not ready:
@@ -526,94 +491,9 @@ def _response_outputs(step: Step, response: Any, requested: Sequence[str]) -> Ar
     return {name: arrays[name] for name in requested}
 
 
-def _entry_point(model_dir: Path, steps: Mapping[str, Step]) -> str:
-    ensembles = [s.name for s in steps.values() if s.kind == "ensemble"]
-    if len(ensembles) == 1:
-        return ensembles[0]
-    if len(ensembles) > 1:
-        raise HarnessError(
-            f"{model_dir}: more than one ensemble ({', '.join(ensembles)}); a model folder has "
-            "one entry point"
-        )
-    if len(steps) == 1:
-        return next(iter(steps))
-    raise HarnessError(
-        f"{model_dir}: {len(steps)} steps but no ensemble; add a step with "
-        'platform: "ensemble" to say how they connect'
-    )
-
-
-def _validate_ensemble(step: Step, steps: Mapping[str, Step]) -> None:
-    """Triton's load-time checks of an ensemble: every member exists, every mapped name is an
-    input/output of that member, every datatype agrees, every ensemble output is produced."""
-    where = step.config_path
-    produced = {i.name: i.data_type for i in step.config.input}
-    members = list(step.config.ensemble_scheduling.step)
-    if not members:
-        raise HarnessError(f"{where}: ensemble_scheduling has no step")
-    for member in members:
-        target = steps.get(member.model_name)
-        if target is None:
-            raise HarnessError(
-                f'{where}: step model_name "{member.model_name}" is not a step folder of '
-                f"this model (steps: {', '.join(steps)})"
-            )
-        if target.kind == "ensemble":
-            raise HarnessError(f'{where}: step "{member.model_name}" is itself an ensemble')
-        inputs = {i.name for i in target.config.input}
-        for key in member.input_map:
-            if key not in inputs:
-                raise HarnessError(
-                    f'{where}: input_map key "{key}" is not an input of "{target.name}" '
-                    f"(its inputs: {', '.join(sorted(inputs))}); keys are the step's names"
-                )
-        required = {i.name for i in target.config.input if not i.optional}
-        unmapped = sorted(required - set(member.input_map))
-        if unmapped:
-            raise HarnessError(
-                f'{where}: step "{target.name}" input "{unmapped[0]}" is not in its input_map'
-            )
-        outputs = {o.name: o.data_type for o in target.config.output}
-        for key, value in member.output_map.items():
-            if key not in outputs:
-                raise HarnessError(
-                    f'{where}: output_map key "{key}" is not an output of "{target.name}" '
-                    f"(its outputs: {', '.join(sorted(outputs))}); keys are the step's names"
-                )
-            produced[value] = outputs[key]
-    for member in members:
-        target = steps[member.model_name]
-        wanted = {i.name: i.data_type for i in target.config.input}
-        for key, value in member.input_map.items():
-            if value not in produced:
-                raise HarnessError(
-                    f'{where}: step "{target.name}" reads ensemble tensor "{value}", which '
-                    "is neither an ensemble input nor mapped from any step output"
-                )
-            if produced[value] != wanted[key]:
-                raise HarnessError(
-                    f'{where}: tensor "{value}" is {_type_name(produced[value])} but step '
-                    f'"{target.name}" input "{key}" is {_type_name(wanted[key])}'
-                )
-    for output in step.config.output:
-        if output.name not in produced:
-            raise HarnessError(
-                f'{where}: ensemble output "{output.name}" is not mapped from any step output'
-            )
-        if produced[output.name] != output.data_type:
-            raise HarnessError(
-                f'{where}: ensemble output "{output.name}" is {_type_name(output.data_type)} '
-                f"but the step producing it gives {_type_name(produced[output.name])}"
-            )
-
-
-def _type_name(data_type: int) -> str:
-    return str(model_config_pb2.DataType.Name(data_type))
-
-
 def _request_problem(step: Step, inputs: Mapping[str, NDArray[Any]]) -> str | None:
     """What the server would reject in a request to `step`, or None."""
-    config = step.config
+    config = _config(step)
     declared = {i.name: i for i in config.input}
     for name in inputs:
         if name not in declared:
@@ -632,7 +512,7 @@ def _request_problem(step: Step, inputs: Mapping[str, NDArray[Any]]) -> str | No
     batch_sizes = set()
     for name, array in inputs.items():
         spec = declared[name]
-        config_type = _type_name(spec.data_type)
+        config_type = type_name(spec.data_type)
         actual_type = _config_type_of(array)
         if actual_type != config_type:
             return (
@@ -679,12 +559,12 @@ def _kserve(config_type: str) -> str:
 
 def run_cases(model_dir: Path | str, cases_dir: Path | str | None = None) -> list[CaseResult]:
     """Run every case of a model in-process (default cases folder: <model>/tests/cases)."""
-    model_path = Path(model_dir)
-    cases = load_cases(Path(cases_dir) if cases_dir is not None else model_path / CASES_DIR)
+    model = read_model_folder(model_dir)
+    cases = load_cases(Path(cases_dir) if cases_dir is not None else model.cases_dir)
     if not cases:
         return []
     results = []
-    with Pipeline.load(model_path) as pipeline:
+    with Pipeline(model) as pipeline:
         for case in cases:
             try:
                 outputs = pipeline.infer(case.input_arrays(), model=case.model)

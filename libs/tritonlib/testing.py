@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tritonlib.cases import format_result
-from tritonlib.harness import CASES_DIR, run_cases
+from tritonlib.harness import run_cases
+from tritonlib.model_folder import CASES_DIR
 
 __all__ = ["assert_cases_pass"]
 

@@ -11,12 +11,13 @@ import pytest
 from onnx import TensorProto, helper
 
 from tritonlib.cases import format_result
-from tritonlib.harness import HarnessError, InferenceError, Pipeline, run_cases
+from tritonlib.harness import HarnessError, InferenceError, Pipeline, load_step, run_cases
 from tritonlib.testing import assert_cases_pass
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEXT_PIPELINE = FIXTURES / "text_pipeline"
 ADD_SUB = FIXTURES / "add_sub"
+NESTED = FIXTURES / "nested_pipeline"
 
 
 def texts(*values: str) -> NDArray[Any]:
@@ -156,51 +157,88 @@ def edit(path: Path, old: str, new: str) -> None:
     "file, old, new, text",
     [
         (
-            "pipeline/config.pbtxt",
+            "text_pipeline/pipeline/config.pbtxt",
             'key: "RAW"',
             'key: "RAWW"',
-            'input_map key "RAWW" is not an input of "pre"',
+            "input_map[RAWW]: step pre has no input 'RAWW' (inputs: RAW)",
         ),
         (
-            "pipeline/config.pbtxt",
+            "text_pipeline/pipeline/config.pbtxt",
             'key: "LOWER"',
             'key: "LOWERED"',
-            'output_map key "LOWERED" is not an output of "pre"',
+            "output_map[LOWERED]: step pre has no output 'LOWERED' (outputs: LENGTH, LOWER)",
         ),
         (
-            "pipeline/config.pbtxt",
+            "text_pipeline/pipeline/config.pbtxt",
             'value: "lowered" }\n      input_map',
             'value: "nothing" }\n      input_map',
-            'reads ensemble tensor "nothing"',
+            "a step reads ensemble tensor 'nothing', which is neither an ensemble input",
         ),
         (
-            "pipeline/config.pbtxt",
+            "text_pipeline/pipeline/config.pbtxt",
             'model_name: "post"',
             'model_name: "postt"',
-            'step model_name "postt" is not a step folder',
+            "step[1].model_name: no step folder named 'postt'",
         ),
         (
-            "post/config.pbtxt",
+            "text_pipeline/post/config.pbtxt",
             'name: "N" data_type: TYPE_INT64',
             'name: "N" data_type: TYPE_INT32',
-            'tensor "length" is TYPE_INT64 but step "post" input "N" is TYPE_INT32',
+            "ensemble tensor 'length' has inconsistent data types: TYPE_INT64 at output LENGTH of "
+            "step pre",
         ),
-        ("post/config.pbtxt", 'name: "post"', 'name: "other"', "differs from the folder name"),
         (
-            "pre/config.pbtxt",
+            "text_pipeline/post/config.pbtxt",
+            'name: "TEXT" data_type: TYPE_STRING dims: [ 1 ]',
+            'name: "TEXT" data_type: TYPE_STRING dims: [ 3 ]',
+            "ensemble tensor 'lowered' has inconsistent shapes: [-1, 1] at output LOWER of step "
+            "pre",
+        ),
+        (
+            "text_pipeline/post/config.pbtxt",
+            'name: "post"',
+            'name: "other"',
+            "name: name 'other' differs from its folder 'post'",
+        ),
+        (
+            "text_pipeline/pre/config.pbtxt",
             "max_batch_size: 4",
             "max_batch_size: 4\nbogus: 1",
-            "pre/config.pbtxt:3:",
+            'pre/config.pbtxt: line 3: invalid model configuration: Message type "inference.Mode',
+        ),
+        (
+            "nested_pipeline/upper/config.pbtxt",
+            'name: "TEXT" data_type: TYPE_STRING dims: [ 1 ]',
+            'name: "TEXT" data_type: TYPE_STRING dims: [ 2 ]',
+            "inner/config.pbtxt: ensemble_scheduling.step[0].input_map[TEXT]: ensemble tensor "
+            "'TEXT' has inconsistent shapes: [-1, 1] at ensemble input[0] but [-1, 2] at input "
+            "TEXT of step upper",
+        ),
+        (
+            "nested_pipeline/inner/config.pbtxt",
+            'platform : "ensemble"',
+            'platform: "ensemble"',
+            "inner/config.pbtxt: platform: ensemble inner is a step of ensemble outer, but its "
+            'config also holds the text `platform: "ensemble"`',
+        ),
+        (
+            "nested_pipeline/inner/config.pbtxt",
+            'model_name: "upper"',
+            'model_name: "outer"',
+            "ensemble outer uses itself (outer -> inner -> outer); Triton refuses circular "
+            "dependencies",
         ),
     ],
 )
 def test_broken_models_fail_to_load(
     tmp_path: Path, file: str, old: str, new: str, text: str
 ) -> None:
-    model = copy_model(TEXT_PIPELINE, tmp_path)
-    edit(model / file, old, new)
-    with pytest.raises(Exception) as caught:
+    fixture, relative = file.split("/", 1)
+    model = copy_model(FIXTURES / fixture, tmp_path)
+    edit(model / relative, old, new)
+    with pytest.raises(HarnessError) as caught:
         Pipeline.load(model)
+    assert str(caught.value).startswith(f"{model}: cannot run this model folder:\n")
     assert text in str(caught.value)
 
 
@@ -225,20 +263,56 @@ def test_sibling_modules_of_two_steps_do_not_collide(tmp_path: Path) -> None:
 
 
 def test_missing_pieces_are_named(tmp_path: Path) -> None:
-    with pytest.raises(HarnessError, match="model folder not found"):
+    with pytest.raises(HarnessError, match=f"{tmp_path / 'nope'}: not a folder"):
         Pipeline.load(tmp_path / "nope")
-    with pytest.raises(HarnessError, match="no step folders"):
+    with pytest.raises(HarnessError, match="no step: no sub-folder holds a config.pbtxt"):
         Pipeline.load(tmp_path)
     model = copy_model(TEXT_PIPELINE, tmp_path)
     (model / "pre/1/model.py").rename(model / "pre/1/model.txt")
-    with pytest.raises(HarnessError, match="no version folder holds model.py"):
+    with pytest.raises(HarnessError) as caught:
         Pipeline.load(model)
+    assert f"{model}/pre/1/model.py: missing: a python step loads model.py" in str(caught.value)
     (model / "pre/1/model.txt").rename(model / "pre/1/model.py")
     shutil.rmtree(model / "pipeline")
-    with pytest.raises(HarnessError, match="no ensemble"):
+    with pytest.raises(HarnessError, match="several steps \\(post, pre\\) but no ensemble"):
         Pipeline.load(model)
     with pytest.raises(HarnessError, match="no step named 'x'"):
         Pipeline.load(ADD_SUB).infer({}, model="x")
+
+
+def test_an_ensemble_step_that_is_itself_an_ensemble_runs() -> None:
+    assert_cases_pass(NESTED)
+    with Pipeline.load(NESTED) as pipeline:
+        assert pipeline.entry_point == "outer"
+        inner = pipeline.infer({"TEXT": texts("b")}, model="inner")
+        assert inner["UPPER"].tolist() == [[b"B"]]
+
+
+def test_served_version_follows_the_version_policy(tmp_path: Path) -> None:
+    model = copy_model(TEXT_PIPELINE, tmp_path)
+    shutil.copytree(model / "pre/1", model / "pre/2")
+    edit(model / "pre/2/text_utils.py", '" ".join(text.lower().split())', '"v2"')
+    with Pipeline.load(model) as pipeline:
+        assert pipeline.infer({"RAW": texts("A b")}, model="pre")["LOWER"].tolist() == [[b"v2"]]
+    (model / "pre/config.pbtxt").write_text(
+        (model / "pre/config.pbtxt").read_text() + "version_policy { specific { versions: 1 } }\n"
+    )
+    with Pipeline.load(model) as pipeline:
+        assert pipeline.infer({"RAW": texts("A b")}, model="pre")["LOWER"].tolist() == [[b"a b"]]
+    (model / "pre/2/model.py").unlink()
+    edit(model / "pre/config.pbtxt", "versions: 1", "versions: 2")
+    with pytest.raises(HarnessError, match="pre/2/model.py: missing: a python step loads model.py"):
+        Pipeline.load(model)
+
+
+def test_load_step_imports_a_python_step_as_the_stub_does() -> None:
+    pre = load_step(TEXT_PIPELINE, "pre")
+    raw = np.array([[b"  A  B "]], dtype=object)
+    assert pre.preprocess({"RAW": raw})["LOWER"].tolist() == [["a b"]]
+    with pytest.raises(
+        HarnessError, match="no python step named 'pipeline' \\(python steps: post, pre\\)"
+    ):
+        load_step(TEXT_PIPELINE, "pipeline")
 
 
 def write_onnx_linear(path: Path) -> None:
@@ -284,7 +358,7 @@ def featurize(inputs):
 
 TritonPythonModel = serve(featurize)
 """)
-    (model / "ensemble").mkdir()
+    (model / "ensemble" / "1").mkdir(parents=True)
     (model / "ensemble" / "config.pbtxt").write_text("""
 platform: "ensemble"
 max_batch_size: 8
