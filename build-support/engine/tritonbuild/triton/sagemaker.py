@@ -2,9 +2,10 @@
 
 SageMaker extracts `<TargetModel>` under `/opt/ml/models/<name>/model` and calls `POST /models`
 with that url and the `X-Amzn-SageMaker-Target-Model` header. Triton's SageMaker front end then
-picks the model folder (a root config.pbtxt, else the only sub-folder, else the one whose config
-matches `platform:\\s*"ensemble"`) and registers it under the TargetModel name, e.g. `x_3.tar.gz`;
-its steps keep their folder names. `inspect_archive` predicts all of that before a server starts.
+picks the model folder (the entry point, by the rule `tritonlib.model_folder` states) and
+registers it under the TargetModel name, e.g. `x_3.tar.gz`; its steps keep their folder names.
+`inspect_archive` predicts all of that before a server starts, judging the archive's members by
+the same model of a model folder that validate and the in-process harness use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
-import re
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,20 +20,13 @@ from typing import Any
 
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
-from tritonbuild.modeldir import CONFIG_FILE, ENV_PATH_PARAMETER, MODEL_DIRECTORY_KEYWORD
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.probe import EnvFacts, scan_env_tarball
 from tritonlib.datatypes import normalize_datatype
-from tritonlib.model_config import (
-    ModelConfigError,
-    is_ensemble,
-    is_onnx,
-    is_python,
-    parse_model_config,
-)
+from tritonlib.model_checks import check_model_folder, format_problems, type_name
+from tritonlib.model_folder import ENV_PATH_PARAMETER, Listing, ModelFolder, Step, wants_text
 
 __all__ = [
     "MODELS_ROOT",
@@ -49,8 +42,6 @@ __all__ = [
 
 MODELS_ROOT = PurePosixPath("/opt/ml/models")
 
-# The front end's own test for an ensemble config (sagemaker_server.cc).
-_ENSEMBLE_PATTERN = re.compile(r'platform:(\s)*"ensemble"')
 _ENV_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
@@ -105,44 +96,49 @@ def inspect_archive(archive: Path) -> ArchiveInfo:
     """Read configs and environments from the archive in one streaming pass."""
     if not archive.is_file():
         raise TestTritonError(f"{archive}: archive not found")
-    configs: dict[str, str] = {}
+    contents: dict[str, bytes] = {}
     envs: dict[str, EnvFacts] = {}
     files: list[str] = []
+    dirs: list[str] = []
     try:
         with tarfile.open(archive, mode="r|*") as tar:
             for member in tar:
                 name = _normalize(member.name)
+                if member.isdir() and name:
+                    dirs.append(name)
                 if not member.isfile():
                     continue
                 files.append(name)
-                parts = name.split("/")
-                if parts[-1] == CONFIG_FILE and len(parts) <= 2:
+                if wants_text(name):
                     handle = tar.extractfile(member)
                     assert handle is not None
-                    configs["/".join(parts[:-1])] = handle.read().decode("utf-8", "replace")
+                    contents[name] = handle.read()
                 elif name.endswith(_ENV_SUFFIXES):
                     handle = tar.extractfile(member)
                     assert handle is not None
                     envs[name] = _env_facts(handle.read(), f"{archive}:{name}")
     except (tarfile.TarError, OSError, EOFError) as error:
         raise TestTritonError(f"{archive}: not a readable tar archive: {error}") from None
-    if not configs:
+    model = ModelFolder.from_listing(Listing.of_archive(archive, files, dirs, contents))
+    if not model.steps:
         raise TestTritonError(
             f"{archive}: no <step>/config.pbtxt at the archive root; SageMaker would find no "
             "model (an extra wrapping folder is a common cause: package the steps at the root)"
         )
-    parsed = {folder: _parse(archive, folder, text) for folder, text in configs.items()}
-    steps = {
-        folder: _step_info(archive, folder, config, files, envs)
-        for folder, config in parsed.items()
-    }
-    entry = _entry_folder(archive, configs)
+    problems = check_model_folder(model)
+    if problems:
+        raise TestTritonError(
+            f"{archive}: Triton or SageMaker would refuse this archive:\n"
+            + format_problems(problems)
+        )
+    entry = model.entry_point
+    assert entry is not None and entry.config is not None  # both checked above
     return ArchiveInfo(
         path=archive,
-        steps=steps,
-        entry=entry,
-        entry_inputs=tuple(_spec(tensor) for tensor in parsed[entry].input),
-        entry_outputs=tuple(_spec(tensor) for tensor in parsed[entry].output),
+        steps={step.name: _step_info(step, model.listing, envs) for step in model.steps},
+        entry=entry.name,
+        entry_inputs=tuple(_spec(tensor) for tensor in entry.config.input),
+        entry_outputs=tuple(_spec(tensor) for tensor in entry.config.output),
         envs=envs,
     )
 
@@ -160,92 +156,31 @@ def _env_facts(data: bytes, where: str) -> EnvFacts:
     return facts
 
 
-def _config_path(folder: str) -> str:
-    return f"{folder}/{CONFIG_FILE}" if folder else CONFIG_FILE
-
-
-def _entry_folder(archive: Path, configs: dict[str, str]) -> str:
-    if "" in configs:
-        return ""
-    if len(configs) == 1:
-        return next(iter(configs))
-    ensembles = sorted(folder for folder, text in configs.items() if _ENSEMBLE_PATTERN.search(text))
-    if len(ensembles) == 1:
-        return ensembles[0]
-    if not ensembles:
-        raise TestTritonError(
-            f'{archive}: {len(configs)} step folders and none has platform: "ensemble"; '
-            "SageMaker would load whichever folder the file system lists last. Add an ensemble "
-            "that wires the steps, or package one step per archive."
-        )
-    raise TestTritonError(
-        f"{archive}: several ensembles ({', '.join(ensembles)}); SageMaker would load an "
-        "arbitrary one. Keep exactly one ensemble per archive."
-    )
-
-
-def _parse(archive: Path, folder: str, text: str) -> model_config_pb2.ModelConfig:
-    try:
-        return parse_model_config(text, Path(f"{archive}:{_config_path(folder)}"))
-    except ModelConfigError as error:
-        raise TestTritonError(str(error)) from None
-
-
-def _step_info(
-    archive: Path,
-    folder: str,
-    config: model_config_pb2.ModelConfig,
-    files: list[str],
-    envs: dict[str, EnvFacts],
-) -> StepInfo:
-    kind = (
-        "ensemble"
-        if is_ensemble(config)
-        else "python" if is_python(config) else "onnx" if is_onnx(config) else "other"
-    )
+def _step_info(step: Step, listing: Listing, envs: dict[str, EnvFacts]) -> StepInfo:
     env = None
-    if ENV_PATH_PARAMETER in config.parameters:
-        env = _resolve_env(archive, _config_path(folder), folder, config, files, envs)
-    return StepInfo(
-        folder=folder,
-        kind=kind,
-        env=env,
-        env_facts=envs.get(env) if env else None,
-        default_model_filename=str(config.default_model_filename),
-    )
-
-
-def _resolve_env(
-    archive: Path,
-    config_path: str,
-    folder: str,
-    config: model_config_pb2.ModelConfig,
-    files: list[str],
-    envs: dict[str, EnvFacts],
-) -> str:
-    value = str(config.parameters[ENV_PATH_PARAMETER].string_value)
-    where = f"{archive}:{config_path}: {ENV_PATH_PARAMETER} {value!r}"
-    if not value.startswith(MODEL_DIRECTORY_KEYWORD):
-        raise TestTritonError(
-            f"{where} must start with {MODEL_DIRECTORY_KEYWORD}/ so it points into the "
-            "extracted archive wherever SageMaker puts it"
-        )
-    relative = value[len(MODEL_DIRECTORY_KEYWORD) :].lstrip("/")
-    resolved = posixpath.normpath(posixpath.join(folder or ".", relative))
-    if resolved.startswith(".."):
-        raise TestTritonError(f"{where} points outside the archive")
-    if resolved not in envs:
-        if any(name.startswith(resolved + "/") for name in files):
+    if step.env_path is not None:
+        env = step.env_path.resolved
+        assert env is not None  # an unresolvable path is one of check_model_folder's problems
+        where = f"{step.config_path}: {ENV_PATH_PARAMETER} {step.env_path.value!r}"
+        if env in listing.dirs:
             raise TestTritonError(
                 f"{where} is an unpacked folder; package it as a tarball (python_env.tar.gz)"
             )
-        raise TestTritonError(f"{where}: {resolved} is not in the archive")
-    return resolved
+        if env in listing.files and env not in envs:
+            raise TestTritonError(f"{where}: {env} is not a tarball ({', '.join(_ENV_SUFFIXES)})")
+        if env not in envs:
+            raise TestTritonError(f"{where}: {env} is not in the archive")
+    return StepInfo(
+        folder=step.name,
+        kind=step.kind,
+        env=env,
+        env_facts=envs.get(env) if env else None,
+        default_model_filename=step.model_filename or "",
+    )
 
 
 def _spec(tensor: Any) -> TensorSpec:
-    datatype = model_config_pb2.DataType.Name(tensor.data_type)
-    return TensorSpec(str(tensor.name), normalize_datatype(datatype))
+    return TensorSpec(str(tensor.name), normalize_datatype(type_name(tensor.data_type)))
 
 
 def extract_like_sagemaker(archive: Path, models_root: Path, container_name: str) -> Path:
