@@ -7,7 +7,6 @@ writes the cases. Run from anywhere: `python models/text_language/make_cases.py`
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 MODEL_DIR = Path(__file__).resolve().parent
-REPO_ROOT = MODEL_DIR.parents[1]
-if importlib.util.find_spec("tritonlib") is None:  # a plain `python models/<name>/make_cases.py`
-    sys.path.insert(0, str(REPO_ROOT / "libs"))
+sys.path.insert(0, str(MODEL_DIR.parents[1] / "libs"))  # also for a plain `python make_cases.py`
 
-from tritonlib import case_writer  # noqa: E402
-from tritonlib.harness import Pipeline  # noqa: E402
-
-CASES_DIR = MODEL_DIR / "tests" / "cases"
-CASE_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
+from tritonlib.training import CaseRecorder  # noqa: E402
 
 # One sentence per language, written for these cases: the language is the true label, and the
 # batch case expects exactly these.
@@ -45,14 +38,10 @@ def texts(*values: str) -> NDArray[Any]:
     return np.array([value.encode("utf-8") for value in values], dtype=np.object_).reshape(-1, 1)
 
 
-def write_cases(pipeline: Pipeline) -> None:
-    def record(name: str, description: str, text: NDArray[Any]) -> dict[str, NDArray[Any]]:
-        outputs = pipeline.infer({"TEXT": text})
-        write_case(name, description, {"TEXT": text}, outputs)
-        return outputs
-
+def write_cases(cases: CaseRecorder) -> None:
     description = "a full batch (max_batch_size): one sentence in each of 8 languages, labelled"
-    detected = record("batch_of_8", description, texts(*LABELLED.values()))["LANGUAGE"]
+    batch = {"TEXT": texts(*LABELLED.values())}
+    detected = cases.record("batch_of_8", description, batch)["LANGUAGE"]
     wrong = [
         (label, found)
         for label, found in zip(LABELLED, detected.reshape(-1))
@@ -61,36 +50,18 @@ def write_cases(pipeline: Pipeline) -> None:
     if wrong:
         raise SystemExit(f"the detector disagrees with the labels (label, detected): {wrong}")
     empty = texts("", "   \t ", "12345 !!! 3.14")
-    record("no_letters", "empty, blank and digits-only texts: language und, confidence 0", empty)
+    description = "empty, blank and digits-only texts: language und, confidence 0"
+    cases.record("no_letters", description, {"TEXT": empty})
     messy = texts("  \uff34\uff28\uff25 \ufb01rst\tSNOW  of\nthe Year  ")
-    record("normalisation", "full-width letters, a ligature, case and whitespace to fold", messy)
-    record(
-        "non_latin_script",
-        "Japanese, which langdetect also scores as Korean",
-        texts("東京は日本の首都です"),
-    )
-
-
-def write_case(
-    name: str, description: str, inputs: dict[str, NDArray[Any]], expected: dict[str, NDArray[Any]]
-) -> None:
-    """tests/cases/<name>.json in the case format (tritonlib.case_writer)."""
-    tolerance = CASE_TOLERANCE
-    case_writer.write_case(
-        CASES_DIR,
-        name,
-        description,
-        inputs,
-        expected,
-        atol=tolerance["atol"],
-        rtol=tolerance["rtol"],
-    )
+    description = "full-width letters, a ligature, case and whitespace to fold"
+    cases.record("normalisation", description, {"TEXT": messy})
+    description = "Japanese, which langdetect also scores as Korean"
+    cases.record("non_latin_script", description, {"TEXT": texts("東京は日本の首都です")})
 
 
 def main() -> None:
-    with Pipeline.load(MODEL_DIR) as pipeline:
-        write_cases(pipeline)
-    print(f"wrote the cases in {CASES_DIR}")
+    with CaseRecorder(MODEL_DIR) as cases:
+        write_cases(cases)
 
 
 if __name__ == "__main__":

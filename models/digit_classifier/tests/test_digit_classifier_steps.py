@@ -1,28 +1,17 @@
 """The pre- and post-processing steps on their own, and their errors through the pipeline."""
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
-from tritonlib.harness import InferenceError, Pipeline
+from tritonlib.harness import InferenceError, Pipeline, load_step
 from tritonlib.runtime import StepError
 
 MODEL_DIR = Path(__file__).resolve().parents[1]
 
 
-def load_step(step: str) -> ModuleType:
-    """A step's model.py, imported by path as Triton does (each step folder stands alone)."""
-    spec = importlib.util.spec_from_file_location(f"digits_{step}", MODEL_DIR / step / "1/model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-preprocess = load_step("preprocess")
-postprocess = load_step("postprocess")
+preprocess = load_step(MODEL_DIR, "preprocess")
+postprocess = load_step(MODEL_DIR, "postprocess")
 
 
 def test_area_weights_share_every_pixel_once() -> None:

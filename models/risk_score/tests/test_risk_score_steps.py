@@ -1,30 +1,19 @@
 """Record parsing and the risk decision, on their own and through the whole pipeline."""
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 import pytest
-from tritonlib.harness import InferenceError, Pipeline
+from tritonlib.harness import InferenceError, Pipeline, load_step
 from tritonlib.runtime import StepError
 
 MODEL_DIR = Path(__file__).resolve().parents[1]
 
 
-def load_step(step: str) -> ModuleType:
-    """A step's model.py, imported by path as Triton does (each step folder stands alone)."""
-    spec = importlib.util.spec_from_file_location(f"risk_{step}", MODEL_DIR / step / "1/model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-preprocess = load_step("preprocess")
+preprocess = load_step(MODEL_DIR, "preprocess")
 FEATURES = preprocess.FEATURES
 
 

@@ -1,29 +1,18 @@
 """Normalisation on its own; detection, determinism and errors through the served step."""
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
 import pytest
-from tritonlib.harness import InferenceError, Pipeline
+from tritonlib.harness import InferenceError, Pipeline, load_step
 from tritonlib.runtime import StepError
 
 MODEL_DIR = Path(__file__).resolve().parents[1]
 
 
-def load_step(step: str) -> ModuleType:
-    """A step's model.py, imported by path as Triton does (each step folder stands alone)."""
-    spec = importlib.util.spec_from_file_location(f"text_{step}", MODEL_DIR / step / "1/model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-step = load_step("text_language")
+step = load_step(MODEL_DIR, "text_language")
 
 
 def texts(*values: bytes) -> dict[str, NDArray[Any]]:
