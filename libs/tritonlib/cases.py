@@ -1,6 +1,6 @@
 """Request/response test cases: load, validate, compare, report.
 
-One JSON file per case (the format is a CONTRACT, see the README):
+One JSON file per case (the format is a CONTRACT: "Test cases" in the README):
 
     {"model": "step_name",                         optional; default: the entry point
      "inputs":   {"X": {"datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}},

@@ -200,7 +200,8 @@ def check_cases(model: ModelArg) -> int:
         raise TestTritonError(f"malformed case: {error}") from None
     if not cases:
         raise TestTritonError(
-            f"{model.cases_dir}: no *.json cases; add at least one (see the README's case format)"
+            f"{model.cases_dir}: no *.json cases; add at least one "
+            '(see "Test cases" in the README)'
         )
     return len(cases)
 
