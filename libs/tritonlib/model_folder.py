@@ -82,6 +82,7 @@ __all__ = [
     "ModelFolder",
     "Step",
     "StepKind",
+    "env_path_value",
     "read_model_folder",
     "resolve_env_path",
     "wants_text",
@@ -222,6 +223,12 @@ def resolve_env_path(step: str, value: str) -> EnvPath:
             f'keep the environment inside the archive, e.g. "{default}"',
         )
     return EnvPath(value, resolved)
+
+
+def env_path_value(step: str, target: str) -> str:
+    """The EXECUTION_ENV_PATH by which step folder `step` ("" for the root) reaches `target`, a
+    path relative to the model folder: the inverse of `resolve_env_path`."""
+    return ENV_PATH_PREFIX + posixpath.relpath(target, step or ".")
 
 
 @dataclass(frozen=True)

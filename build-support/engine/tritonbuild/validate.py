@@ -27,7 +27,13 @@ from tritonlib.model_checks import (
     format_problems,
     type_name,
 )
-from tritonlib.model_folder import VERSION_FILE, ModelFolder, Step, read_model_folder
+from tritonlib.model_folder import (
+    CONFIG_FILE,
+    VERSION_FILE,
+    ModelFolder,
+    Step,
+    read_model_folder,
+)
 
 __all__ = [
     "Problem",
@@ -110,7 +116,7 @@ def _check_name_and_version(model: ModelFolder) -> list[Problem]:
     for orphan in model.orphan_dirs:
         problems.append(
             Problem(
-                orphan / "config.pbtxt",
+                orphan / CONFIG_FILE,
                 None,
                 "folder has version folders but no config.pbtxt, so Triton ignores it",
                 "add its config.pbtxt, or move the folder out of the model folder",

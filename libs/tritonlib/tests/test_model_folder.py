@@ -9,6 +9,7 @@ from tritonlib.model_checks import check_model_folder
 from tritonlib.model_folder import (
     Listing,
     ModelFolder,
+    env_path_value,
     read_model_folder,
     resolve_env_path,
     wants_text,
@@ -176,6 +177,16 @@ def test_env_path_resolves_against_the_step_folder(
         assert env.problem is None
     else:
         assert env.problem is not None and problem in env.problem and env.fix
+
+
+@pytest.mark.parametrize(
+    ("step", "target"),
+    [("pre", "python_env.tar.gz"), ("pre", "pre/env.tgz"), ("", "envs/a.tar.gz"), ("a", "b/c.tar")],
+)
+def test_env_path_value_is_the_inverse_of_the_resolution(step: str, target: str) -> None:
+    value = env_path_value(step, target)
+    assert value.startswith("$$TRITON_MODEL_DIRECTORY/")
+    assert resolve_env_path(step, value).resolved == target
 
 
 @pytest.mark.parametrize(

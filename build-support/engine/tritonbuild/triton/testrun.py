@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import re
 import statistics
 import tempfile
@@ -33,6 +32,7 @@ from tritonbuild.triton.sagemaker import ArchiveInfo, StepInfo, metadata_problem
 from tritonbuild.triton.server import ShutdownResult, server_version
 from tritonlib.cases import Case, CaseResult, compare, format_result, load_cases
 from tritonlib.client import ClientError, SageMakerContainerClient, TritonHttpClient
+from tritonlib.model_folder import env_path_value
 
 __all__ = [
     "CaseReport",
@@ -356,8 +356,7 @@ def _env_value(standin_env: str, step: StepInfo) -> str:
     """EXECUTION_ENV_PATH for a stand-in: relative to the step for a packed env."""
     if standin_env.startswith("/"):
         return standin_env
-    relative = posixpath.relpath(standin_env, step.folder or ".")
-    return f"$$TRITON_MODEL_DIRECTORY/{relative}"
+    return env_path_value(step.folder, standin_env)
 
 
 def _relevant_lines(window: str, planned: PlannedModel) -> list[str]:
