@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from tritonbuild.pip_isolation import pip_cert_args, pip_environment
-from tritonbuild.archive import DENSE_COMPRESS_LEVEL, default_threads, tree_entries, write_tar_gz
+from tritonbuild.archive import (
+    DENSE_COMPRESS_LEVEL,
+    default_threads,
+    read_tar_stream,
+    tree_entries,
+    write_tar_gz,
+)
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
 from tritonbuild.errors import EnvBuildError
 
@@ -53,10 +59,15 @@ __all__ = [
     "build_env",
     "check_env_tree",
     "read_env_manifest",
+    "read_manifest_member",
     "add_parser",
 ]
 
 ENV_MANIFEST_NAME = "tritonbuild-env.json"
+# A manifest is a few kilobytes; anything far larger is not one, and is not read into memory.
+MANIFEST_MAX_BYTES = 1024 * 1024
+# Files are searched in pieces of this size: a CUDA library never sits in memory whole.
+_SCAN_CHUNK = 1024 * 1024
 PIP_TIMEOUT_S = 1800
 _PROBE_TIMEOUT_S = 60
 _VERSION_ARG = re.compile(r"3\.\d{1,2}")
@@ -505,8 +516,14 @@ def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:
             continue
         line = first.decode("utf-8", errors="replace").strip()
         if any(line[2:].startswith(path) for path in host):
-            rest = script.read_bytes()[len(first) :]
-            script.write_bytes(own.encode() + b"\n" + rest)
+            rewritten = script.with_name(f".{script.name}.shebang")
+            with open(script, "rb") as source, open(rewritten, "wb") as target:
+                source.readline()
+                target.write(own.encode() + b"\n")
+                shutil.copyfileobj(source, target, _SCAN_CHUNK)
+            shutil.copymode(script, rewritten)
+            os.replace(rewritten, script)
+
 
 
 def _add_first_party(site_packages: Path, folders: Sequence[Path]) -> list[str]:
@@ -582,14 +599,24 @@ def _check_no_build_prefix(packed: Path, prefix: Path) -> None:
     for path in sorted(packed.rglob("*")):
         if path.is_symlink() or not path.is_file():
             continue
-        with open(path, "rb") as handle:
-            if needle in handle.read():
-                offenders.append(str(path.relative_to(packed)))
+        if _file_contains(path, needle):
+            offenders.append(str(path.relative_to(packed)))
     if offenders:
         raise EnvBuildError(
             "these env files still name the build folder and would break once moved:\n  "
             + "\n  ".join(offenders[:20])
         )
+
+
+def _file_contains(path: Path, needle: bytes) -> bool:
+    """Whether the file holds `needle`, read in pieces (overlapping by the needle's length)."""
+    overlap = b""
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_SCAN_CHUNK), b""):
+            if needle in overlap + chunk[: len(needle)] or needle in chunk:
+                return True
+            overlap = chunk[-(len(needle) - 1) :] if len(needle) > 1 else b""
+    return False
 
 
 # ----------------------------------------------------------------------------- checks
@@ -708,15 +735,25 @@ def read_env_manifest(path: Path) -> EnvManifest:
             raise EnvBuildError(f"{path}: no {ENV_MANIFEST_NAME}; rebuild it with build-env")
         return EnvManifest.from_json(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with read_tar_stream(path) as tar:
             for member in tar:
-                if member.name == ENV_MANIFEST_NAME and member.isfile():
-                    extracted = tar.extractfile(member)
-                    assert extracted is not None
-                    return EnvManifest.from_json(extracted.read().decode("utf-8"), str(path))
-    except (OSError, tarfile.TarError) as error:
+                if member.name.removeprefix("./") == ENV_MANIFEST_NAME and member.isfile():
+                    return read_manifest_member(tar, member, str(path))
+    except (OSError, EOFError, tarfile.TarError) as error:
         raise EnvBuildError(f"{path}: not a readable env archive: {error}") from None
     raise EnvBuildError(f"{path}: no {ENV_MANIFEST_NAME} inside; rebuild it with build-env")
+
+
+def read_manifest_member(tar: tarfile.TarFile, member: tarfile.TarInfo, origin: str) -> EnvManifest:
+    """The manifest from an env tarball being read, refusing one too large to be a manifest."""
+    if member.size > MANIFEST_MAX_BYTES:
+        raise EnvBuildError(
+            f"{origin}: its {ENV_MANIFEST_NAME} is {member.size} bytes, not a manifest; "
+            "rebuild the env with build-env"
+        )
+    extracted = tar.extractfile(member)
+    assert extracted is not None
+    return EnvManifest.from_json(extracted.read(MANIFEST_MAX_BYTES).decode("utf-8"), origin)
 
 
 # ----------------------------------------------------------------------------- CLI
