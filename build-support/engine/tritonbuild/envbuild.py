@@ -12,7 +12,8 @@ local CPython X.Y installation instead:
    the copied binaries' runpath at the copy (`$ORIGIN/..`), never back at the host;
 2. `pip install --prefix` the requirements, isolated from the machine's pip configuration;
 3. copy the first-party packages (already stripped of their source root) into site-packages;
-4. drop caches and test folders, add `conda-meta/history`, write `tritonbuild-env.json`;
+4. drop caches, and the test folders no import needs (`envimports.py`), add
+   `conda-meta/history`, write `tritonbuild-env.json`;
 5. let conda-pack relocate it (shebangs, `bin/activate`) into a plain folder, and prove that no
    file still names the build folder (so `conda-unpack` has nothing to do and is left out);
 6. check it: `bin/activate`, only x86-64 ELF binaries (no Mach-O, no Windows DLLs), extension
@@ -48,6 +49,7 @@ from tritonbuild.archive import (
     write_tar_gz,
 )
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
+from tritonbuild.envimports import run_env_python, strip_test_folders, tail
 from tritonbuild.errors import EnvBuildError
 
 __all__ = [
@@ -325,7 +327,9 @@ def build_env(
             _pip_install(interpreter, prefix, Path(requirements))
         _fix_script_shebangs(prefix, interpreter)
         names = _add_first_party(site_packages, [Path(folder) for folder in first_party])
-        _clean(prefix, site_packages)
+        _drop_caches(prefix)
+        strip_test_folders(prefix, site_packages, interpreter.major_minor, say)
+        _drop_caches(prefix)
         (prefix / "conda-meta").mkdir()
         (prefix / "conda-meta" / "history").touch()
         packed = Path(scratch) / "packed"
@@ -418,7 +422,7 @@ def _point_runpaths_at_prefix(prefix: Path, interpreter: Interpreter) -> None:
 
 def _site_packages(prefix: Path, interpreter: Interpreter) -> Path:
     """Where the copied interpreter looks for packages (asked, not assumed)."""
-    result = _run_env_python(
+    result = run_env_python(
         prefix, interpreter.major_minor, "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     )
     path = Path(result.strip().splitlines()[-1])
@@ -429,32 +433,6 @@ def _site_packages(prefix: Path, interpreter: Interpreter) -> Path:
         )
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _run_env_python(prefix: Path, version: str, code: str) -> str:
-    """Run the env's own interpreter, with nothing inherited that could point elsewhere."""
-    env = {
-        "PATH": f"{prefix / 'bin'}:/usr/bin:/bin",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LANG": "C.UTF-8",
-    }
-    try:
-        result = subprocess.run(
-            [str(prefix / "bin" / f"python{version}"), "-I", "-B", "-c", code],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=_PROBE_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise EnvBuildError(f"the env's python{version} does not run: {error}") from None
-    if result.returncode != 0:
-        raise EnvBuildError(
-            f"the env's python{version} fails (exit {result.returncode}):\n"
-            + _tail(result.stderr or result.stdout)
-        )
-    return result.stdout
 
 
 def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> None:
@@ -491,13 +469,8 @@ def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> 
             hint = f"\n{interpreter.executable} has no pip: install it, or pass --python PATH"
         raise EnvBuildError(
             f"pip could not install {requirements} for Python {interpreter.version} "
-            f"(exit {result.returncode}):\n{_tail(output)}{hint}"
+            f"(exit {result.returncode}):\n{tail(output)}{hint}"
         )
-
-
-def _tail(text: str, lines: int = 25) -> str:
-    kept = text.strip().splitlines()[-lines:]
-    return "\n".join(f"  {line}" for line in kept)
 
 
 def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:
@@ -552,17 +525,13 @@ def _add_first_party(site_packages: Path, folders: Sequence[Path]) -> list[str]:
     return names
 
 
-def _clean(prefix: Path, site_packages: Path) -> None:
-    """Drop bytecode caches, and the test suites packages ship inside site-packages."""
+def _drop_caches(prefix: Path) -> None:
+    """Drop bytecode caches: Python rebuilds them, and they name the build folder."""
     for path in sorted(prefix.rglob("__pycache__"), reverse=True):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
     for path in prefix.rglob("*.pyc"):
         path.unlink()
-    for name in ("test", "tests"):
-        for path in sorted(site_packages.rglob(name), reverse=True):
-            if path.is_dir() and not path.is_symlink() and path.exists():
-                shutil.rmtree(path)
 
 
 def _conda_pack(prefix: Path, packed: Path) -> None:
@@ -679,7 +648,7 @@ def check_env_tree(root: Path, python_version: str, first_party: Sequence[str]) 
 
 def _env_python_version(root: Path, python_version: str) -> str:
     """Run the env's interpreter and check it loads the env's own libpython."""
-    facts = json.loads(_run_env_python(root, python_version, _SELF_CHECK).strip().splitlines()[-1])
+    facts = json.loads(run_env_python(root, python_version, _SELF_CHECK).strip().splitlines()[-1])
     resolved_root = str(root.resolve())
     outside = [lib for lib in facts["libpython"] if not lib.startswith(resolved_root + "/")]
     if outside:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,65 @@ def test_pip_failure_is_reported_and_leaves_nothing(
     assert "no-such-package-for-tritonbuild" in message
     assert not output.exists()
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def _requirements(tmp_path: Path, wheelhouse: Path, *lines: str) -> Path:
+    """A requirements file that makes pip use local wheels only."""
+    path = tmp_path / "requirements.txt"
+    path.write_text("\n".join(["--no-index", f"--find-links {wheelhouse}", *lines]) + "\n")
+    return path
+
+
+@pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
+def test_test_folder_a_package_imports_is_kept_and_others_go(
+    tmp_path: Path, wheelhouse: Path, make_wheel: Any
+) -> None:
+    make_wheel(
+        wheelhouse,
+        "selfcheck",
+        "1.0",
+        {
+            # Imports its own tests subpackage, as astropy does with astropy.tests.runner.
+            "selfcheck/__init__.py": "from selfcheck.tests.runner import RUNNER\n",
+            "selfcheck/tests/__init__.py": "",
+            "selfcheck/tests/runner.py": "RUNNER = 'ready'\n",
+            "selfcheck/tests/data/sample.txt": "x\n",
+        },
+    )
+    make_wheel(
+        wheelhouse,
+        "plain",
+        "1.0",
+        {"plain/__init__.py": "", "plain/tests/__init__.py": "", "plain/tests/test_it.py": ""},
+    )
+    make_wheel(wheelhouse, "flaky", "1.0", {"flaky.py": "raise RuntimeError('needs a GPU')\n"})
+    requirements = _requirements(tmp_path, wheelhouse, "selfcheck==1.0", "plain==1.0", "flaky==1.0")
+    output = tmp_path / "python_env.tar.gz"
+    said: list[str] = []
+
+    build_env(output, STUB_PYTHON, requirements=requirements, log=said.append)
+
+    site = f"lib/python{STUB_PYTHON}/site-packages"
+    with tarfile.open(output) as tar:
+        names = set(tar.getnames())
+        extracted = tmp_path / "extracted"
+        tar.extractall(extracted, filter="tar")
+    assert f"{site}/selfcheck/tests/runner.py" in names
+    assert f"{site}/selfcheck/tests/data/sample.txt" in names
+    assert f"{site}/plain/__init__.py" in names
+    assert not any(name.startswith(f"{site}/plain/tests") for name in names)
+    assert any(
+        line.startswith("kept selfcheck/tests in the env: `import selfcheck` needs it")
+        for line in said
+    ), said
+    assert any("`import flaky` fails in the env" in line for line in said), said
+    result = subprocess.run(
+        [str(extracted / "bin/python3"), "-c", "import selfcheck; print(selfcheck.RUNNER)"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ready"), result.stderr
+    manifest = json.loads((extracted / "tritonbuild-env.json").read_text())
+    assert manifest["packages"] == {"flaky": "1.0", "plain": "1.0", "selfcheck": "1.0"}
