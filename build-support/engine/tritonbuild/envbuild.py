@@ -10,7 +10,8 @@ local CPython X.Y installation instead:
 1. copy the interpreter, its shared libpython and its standard library (without site-packages,
    tests, IDLE, tkinter, ensurepip, static libraries and caches) into an empty folder, and point
    the copied binaries' runpath at the copy (`$ORIGIN/..`), never back at the host;
-2. `pip install --prefix` the requirements, isolated from the machine's pip configuration;
+2. `pip install --prefix` the requirements, isolated from the machine's pip configuration,
+   and refuse the env unless every package is pinned (`pins.py`);
 3. copy the first-party packages (already stripped of their source root) into site-packages;
 4. drop caches, and the test folders no import needs (`envimports.py`), add
    `conda-meta/history`, write `tritonbuild-env.json`;
@@ -40,7 +41,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 from tritonbuild.archive import (
     DENSE_COMPRESS_LEVEL,
     default_threads,
@@ -51,6 +51,8 @@ from tritonbuild.archive import (
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
 from tritonbuild.envimports import run_env_python, strip_test_folders, tail
 from tritonbuild.errors import EnvBuildError
+from tritonbuild.pins import installed_packages, requirement_lines, unpinned_message
+from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 
 __all__ = [
     "ENV_MANIFEST_NAME",
@@ -324,7 +326,8 @@ def build_env(
         site_packages = _site_packages(prefix, interpreter)
         if requirements is not None:
             say(f"installing {requirements} with pip")
-            _pip_install(interpreter, prefix, Path(requirements))
+            report = _pip_install(interpreter, prefix, Path(requirements), Path(scratch))
+            _check_installed(Path(requirements), report)
         _fix_script_shebangs(prefix, interpreter)
         names = _add_first_party(site_packages, [Path(folder) for folder in first_party])
         _drop_caches(prefix)
@@ -435,8 +438,12 @@ def _site_packages(prefix: Path, interpreter: Interpreter) -> Path:
     return path
 
 
-def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> None:
-    """pip install into the prefix, isolated from the machine's pip config and user site."""
+def _pip_install(
+    interpreter: Interpreter, prefix: Path, requirements: Path, scratch: Path
+) -> dict[str, Any]:
+    """pip install into the prefix, isolated from the machine's pip config and user site;
+    returns pip's installation report (what it installed, from where)."""
+    report_path = scratch / "pip-report.json"
     command = [
         str(interpreter.executable),
         "-m",
@@ -449,6 +456,8 @@ def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> 
         "--no-warn-script-location",
         "--disable-pip-version-check",
         "--no-input",
+        "--report",
+        str(report_path),
         "-r",
         str(requirements),
     ]
@@ -467,10 +476,25 @@ def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> 
         hint = ""
         if "No module named pip" in output:
             hint = f"\n{interpreter.executable} has no pip: install it, or pass --python PATH"
+        elif "no such option: --report" in output:
+            hint = f"\n{interpreter.executable} has a pip older than 22.2: upgrade it"
         raise EnvBuildError(
             f"pip could not install {requirements} for Python {interpreter.version} "
             f"(exit {result.returncode}):\n{tail(output)}{hint}"
         )
+    try:
+        report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise EnvBuildError(f"pip wrote no readable installation report: {error}") from None
+    return report
+
+
+def _check_installed(requirements: Path, report: dict[str, Any]) -> None:
+    """Refuse packages that are not pinned."""
+    packages = installed_packages(report)
+    unpinned = unpinned_message(requirements, requirement_lines(requirements), packages)
+    if unpinned:
+        raise EnvBuildError(unpinned)
 
 
 def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:

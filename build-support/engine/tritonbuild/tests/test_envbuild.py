@@ -183,6 +183,30 @@ def _requirements(tmp_path: Path, wheelhouse: Path, *lines: str) -> Path:
 
 
 @pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
+def test_unpinned_line_and_dependency_are_refused_with_todays_pins(
+    tmp_path: Path, wheelhouse: Path, make_wheel: Any
+) -> None:
+    make_wheel(wheelhouse, "alpha", "1.0", {"alpha/__init__.py": ""}, requires=["beta>=1"])
+    for version in ("1.0", "2.0"):
+        make_wheel(wheelhouse, "beta", version, {"beta/__init__.py": f"V = {version!r}\n"})
+    make_wheel(wheelhouse, "gamma", "3.1", {"gamma.py": ""})
+    requirements = _requirements(tmp_path, wheelhouse, "alpha", "gamma==3.1  # pinned")
+    output = tmp_path / "dist" / "python_env.tar.gz"
+
+    with pytest.raises(EnvBuildError) as raised:
+        build_env(output, STUB_PYTHON, requirements=requirements, log=lambda message: None)
+
+    message = str(raised.value)
+    assert message.startswith(f"{requirements}: the env would change whenever PyPI does")
+    assert f"{requirements}:3: alpha" in message
+    assert "installed as dependencies, and no line pins them: beta" in message
+    pins = [line.strip() for line in message.splitlines() if line.startswith("    ")]
+    assert pins == ["alpha==1.0", "beta==2.0"]
+    assert "gamma" not in message
+    assert not output.exists()
+
+
+@pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
 def test_test_folder_a_package_imports_is_kept_and_others_go(
     tmp_path: Path, wheelhouse: Path, make_wheel: Any
 ) -> None:
