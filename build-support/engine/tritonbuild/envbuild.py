@@ -11,7 +11,8 @@ local CPython X.Y installation instead:
    tests, IDLE, tkinter, ensurepip, static libraries and caches) into an empty folder, and point
    the copied binaries' runpath at the copy (`$ORIGIN/..`), never back at the host;
 2. `pip install --prefix` the requirements, isolated from the machine's pip configuration,
-   and refuse the env unless every package is pinned (`pins.py`);
+   and refuse the env unless every package is pinned (`pins.py`) and the stub of the Triton
+   release can run each one (`stubcompat.py`);
 3. copy the first-party packages (already stripped of their source root) into site-packages;
 4. drop caches, and the test folders no import needs (`envimports.py`), add
    `conda-meta/history`, write `tritonbuild-env.json`;
@@ -53,6 +54,7 @@ from tritonbuild.envimports import run_env_python, strip_test_folders, tail
 from tritonbuild.errors import EnvBuildError
 from tritonbuild.pins import installed_packages, requirement_lines, unpinned_message
 from tritonbuild.pip_isolation import pip_cert_args, pip_environment
+from tritonbuild.stubcompat import parse_release, stub_problems
 
 __all__ = [
     "ENV_MANIFEST_NAME",
@@ -309,10 +311,17 @@ def build_env(
     first_party: Sequence[Path] = (),
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
+    triton_release: str | None = None,
 ) -> EnvSummary:
-    """Build, check and write the env archive at `output` (atomically)."""
+    """Build, check and write the env archive at `output` (atomically).
+
+    With `triton_release`, an env whose packages that release's python stub cannot run is
+    refused.
+    """
     output = Path(output)
     say: Callable[[str], None] = log or (lambda message: print(message, file=sys.stderr))
+    if triton_release is not None:
+        parse_release(triton_release)
     if requirements is not None and not Path(requirements).is_file():
         raise EnvBuildError(f"{requirements}: requirements file not found")
     for folder in first_party:
@@ -327,7 +336,7 @@ def build_env(
         if requirements is not None:
             say(f"installing {requirements} with pip")
             report = _pip_install(interpreter, prefix, Path(requirements), Path(scratch))
-            _check_installed(Path(requirements), report)
+            _check_installed(Path(requirements), report, triton_release)
         _fix_script_shebangs(prefix, interpreter)
         names = _add_first_party(site_packages, [Path(folder) for folder in first_party])
         _drop_caches(prefix)
@@ -489,12 +498,21 @@ def _pip_install(
     return report
 
 
-def _check_installed(requirements: Path, report: dict[str, Any]) -> None:
-    """Refuse packages that are not pinned."""
+def _check_installed(
+    requirements: Path, report: dict[str, Any], triton_release: str | None
+) -> None:
+    """Refuse packages that are not pinned, or that the release's python stub cannot run."""
     packages = installed_packages(report)
+    problems = []
     unpinned = unpinned_message(requirements, requirement_lines(requirements), packages)
     if unpinned:
-        raise EnvBuildError(unpinned)
+        problems.append(unpinned)
+    if triton_release is not None:
+        problems += stub_problems(
+            {package.name: package.version for package in packages}, triton_release
+        )
+    if problems:
+        raise EnvBuildError("\n".join(problems))
 
 
 def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:
@@ -520,7 +538,6 @@ def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:
                 shutil.copyfileobj(source, target, _SCAN_CHUNK)
             shutil.copymode(script, rewritten)
             os.replace(rewritten, script)
-
 
 
 def _add_first_party(site_packages: Path, folders: Sequence[Path]) -> list[str]:
@@ -768,6 +785,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--python", type=Path, help="the CPython X.Y interpreter to copy")
     parser.add_argument(
+        "--triton-release",
+        metavar="YY.MM",
+        help="the Triton release (NGC tag) that serves the env: refuse packages its python "
+        "backend stub cannot run (see stub_incompatibilities.toml)",
+    )
+    parser.add_argument(
         "--first-party",
         type=Path,
         action="append",
@@ -789,6 +812,7 @@ def _run(args: argparse.Namespace) -> int:
         python=args.python,
         first_party=args.first_party,
         threads=args.threads if args.threads else default_threads(),
+        triton_release=args.triton_release,
     )
     document = json.dumps(summary.to_json(), indent=2, sort_keys=True) + "\n"
     if args.summary_json:

@@ -1,10 +1,17 @@
-"""Which requirements pin the env they build, decided without building one."""
+"""What the env guards decide without building an env: which requirements pin, and which
+packages the python stub of a Triton release cannot run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from tritonbuild.errors import UserError
 from tritonbuild.pins import InstalledPackage, requirement_lines, unpinned_message
+from tritonbuild.stubcompat import incompatibilities, parse_release, stub_problems
+
+# ------------------------------------------------------------------------------ pins
 
 
 def test_pins_count_from_included_and_constraint_files(tmp_path: Path) -> None:
@@ -53,3 +60,32 @@ def test_pins_count_from_included_and_constraint_files(tmp_path: Path) -> None:
         message
     )
     assert message.splitlines()[-1] == "    Epsilon==1.4"
+
+
+# ----------------------------------------------------------------- the release's stub
+
+
+def test_every_known_incompatibility_cites_a_source_and_parses() -> None:
+    cases = incompatibilities()
+    assert cases, "the data file lists no case"
+    for case in cases:
+        assert case.sources and all(s.startswith("https://") for s in case.sources), case
+        assert case.fix and case.symptom
+
+
+def test_release_24_10_refuses_numpy_2_and_24_11_accepts_it() -> None:
+    (problem,) = stub_problems({"numpy": "2.2.6", "six": "1.17.0"}, "24.10")
+    assert problem.startswith(
+        "numpy 2.2.6 cannot run under the python backend stub of Triton 24.10"
+    )
+    assert "unpack_from requires a buffer" in problem
+    assert "numpy==1.26.4" in problem and "Triton 24.11 or newer" in problem
+    assert "https://github.com/triton-inference-server/python_backend/pull/384" in problem
+    assert stub_problems({"numpy": "2.2.6"}, "24.11") == []
+    assert stub_problems({"numpy": "1.26.4"}, "24.10") == []
+    assert stub_problems({"NumPy": "2.0.0"}, "23.05") != []
+
+
+def test_release_that_is_not_an_ngc_tag_is_refused() -> None:
+    with pytest.raises(UserError, match=r"'2410' is not an NGC release tag YY\.MM"):
+        parse_release("2410")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from tritonbuild.envbuild import (
 from tritonbuild.errors import EnvBuildError
 
 STUB_PYTHON = "3.10"  # Triton r24.10's python backend stub
+ENGINE_ROOT = Path(__file__).resolve().parents[2]
+LIBS_ROOT = ENGINE_ROOT.parents[1] / "libs"
 
 
 def _has_interpreter(version: str) -> bool:
@@ -203,6 +206,39 @@ def test_unpinned_line_and_dependency_are_refused_with_todays_pins(
     pins = [line.strip() for line in message.splitlines() if line.startswith("    ")]
     assert pins == ["alpha==1.0", "beta==2.0"]
     assert "gamma" not in message
+    assert not output.exists()
+
+
+@pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
+def test_build_env_refuses_numpy_2_for_release_24_10(
+    tmp_path: Path, wheelhouse: Path, make_wheel: Any
+) -> None:
+    """Through the command line, as the plugin runs it (a stand-in numpy 2 wheel, no index)."""
+    make_wheel(wheelhouse, "numpy", "2.2.6", {"numpy/__init__.py": "__version__ = '2.2.6'\n"})
+    requirements = _requirements(tmp_path, wheelhouse, "numpy==2.2.6")
+    output = tmp_path / "python_env.tar.gz"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tritonbuild",
+            "build-env",
+            f"--requirements={requirements}",
+            f"--python-version={STUB_PYTHON}",
+            "--triton-release=24.10",
+            f"--output={output}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)])),
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "\nerror: numpy 2.2.6 cannot run under the python backend stub of Triton 24.10" in (
+        result.stderr
+    )
+    assert "Fix: pin numpy below 2 in requirements.txt, e.g. numpy==1.26.4" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not output.exists()
 
 
