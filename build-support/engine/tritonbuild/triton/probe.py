@@ -22,9 +22,11 @@ from tritonbuild.archive import read_tar_stream
 from tritonbuild.envbuild import ENV_MANIFEST_NAME, EnvManifest, read_manifest_member
 from tritonbuild.errors import EnvBuildError
 from tritonbuild.triton import TestTritonError
+from tritonlib.envinfo import ENV_LINE_PREFIX
 
 __all__ = [
     "PROBE_MARKER",
+    "RUNTIME_MARKER",
     "EnvFacts",
     "ProbeRecord",
     "env_proof_problems",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 PROBE_MARKER = "tritonbuild-env-probe"
-RUNTIME_MARKER = "tritonlib-env"
+RUNTIME_MARKER = ENV_LINE_PREFIX
 # Where Triton's python backend unpacks an EXECUTION_ENV_PATH tarball.
 TRITON_ENV_EXTRACT_PREFIX = "/tmp/python_env_"
 
