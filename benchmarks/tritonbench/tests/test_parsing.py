@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from tritonbench.common import latency_summary, spread
+from tritonbench.envmemory import env_shape
 from tritonbench.monorepo import count_env_builds, parse_counters, requirement_sets
 
 PANTS_OUTPUT = """\
@@ -63,3 +64,14 @@ def test_spread_reports_median_range_and_quartiles() -> None:
     summary = spread([3.0, 1.0, 2.0, 5.0, 4.0])
     assert (summary["median"], summary["min"], summary["max"]) == (3.0, 1.0, 5.0)
     assert (summary["p25"], summary["p75"]) == (2.0, 4.0)
+
+
+def test_env_memory_shape_adds_up_to_the_size_asked() -> None:
+    files = env_shape(4096)
+    by_kind: dict[str, int] = {}
+    for file in files:
+        by_kind[file.kind] = by_kind.get(file.kind, 0) + file.size
+    total = sum(by_kind.values())
+    assert 4095 * 2**20 <= total <= 4096 * 2**20
+    assert by_kind["random"] / total > 0.7 and by_kind["text"] / total > 0.1
+    assert len({file.name for file in files}) == len(files)

@@ -36,11 +36,12 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, cast
 
-from isal import igzip_threaded
+from isal import igzip, igzip_threaded, isal_zlib
 
 from tritonbuild.errors import ArchiveError
 
@@ -49,6 +50,7 @@ __all__ = [
     "ArchiveSummary",
     "tree_entries",
     "write_tar_gz",
+    "read_tar_stream",
     "source_date_epoch",
     "default_threads",
     "sha256_file",
@@ -126,6 +128,30 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(BLOCK_SIZE), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def read_tar_stream(source: Path | IO[bytes]) -> Iterator[tarfile.TarFile]:
+    """A tar archive, gzip-compressed or not, read forward once in BLOCK_SIZE pieces.
+
+    `source` is a file or an open stream (an env tarball inside a model archive). Nothing is
+    held whole: entries are yielded as the stream reaches them, gzip is inflated by ISA-L.
+    """
+    with ExitStack() as stack:
+        raw = stack.enter_context(open(source, "rb")) if isinstance(source, Path) else source
+        buffered = (
+            raw
+            if isinstance(raw, io.BufferedReader)
+            else io.BufferedReader(cast(io.RawIOBase, raw))
+        )
+        stream: IO[bytes] = buffered
+        if buffered.peek(2)[:2] == b"\x1f\x8b":
+            stream = stack.enter_context(_open_gzip(buffered, "rb"))
+        tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r|", bufsize=BLOCK_SIZE))
+        try:
+            yield tar
+        except _INFLATE_ERROR as error:  # what tarfile's own gzip reader calls a ReadError
+            raise tarfile.ReadError(f"invalid compressed data: {error}") from None
 
 
 def tree_entries(
@@ -297,6 +323,9 @@ def _check_symlink(entry: Entry, by_name: dict[str, Entry]) -> None:
 
 # isal ships no annotations for igzip_threaded; this is the one signature used here.
 _open_threaded_gzip: Callable[..., BinaryIO] = igzip_threaded.open
+# Nor for igzip's reader, nor for the error ISA-L raises on corrupt data.
+_open_gzip: Callable[..., BinaryIO] = igzip.open
+_INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
 
 class _HashingWriter(io.RawIOBase):

@@ -10,9 +10,12 @@ local CPython X.Y installation instead:
 1. copy the interpreter, its shared libpython and its standard library (without site-packages,
    tests, IDLE, tkinter, ensurepip, static libraries and caches) into an empty folder, and point
    the copied binaries' runpath at the copy (`$ORIGIN/..`), never back at the host;
-2. `pip install --prefix` the requirements, isolated from the machine's pip configuration;
+2. `pip install --prefix` the requirements, isolated from the machine's pip configuration,
+   and refuse the env unless every package is pinned (`pins.py`) and the stub of the Triton
+   release can run each one (`stubcompat.py`);
 3. copy the first-party packages (already stripped of their source root) into site-packages;
-4. drop caches and test folders, add `conda-meta/history`, write `tritonbuild-env.json`;
+4. drop caches, and the test folders no import needs (`envimports.py`), add
+   `conda-meta/history`, write `tritonbuild-env.json`;
 5. let conda-pack relocate it (shebangs, `bin/activate`) into a plain folder, and prove that no
    file still names the build folder (so `conda-unpack` has nothing to do and is left out);
 6. check it: `bin/activate`, only x86-64 ELF binaries (no Mach-O, no Windows DLLs), extension
@@ -39,10 +42,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tritonbuild.pip_isolation import pip_cert_args, pip_environment
-from tritonbuild.archive import DENSE_COMPRESS_LEVEL, default_threads, tree_entries, write_tar_gz
+from tritonbuild.archive import (
+    DENSE_COMPRESS_LEVEL,
+    default_threads,
+    read_tar_stream,
+    tree_entries,
+    write_tar_gz,
+)
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
+from tritonbuild.envimports import run_env_python, strip_test_folders, tail
 from tritonbuild.errors import EnvBuildError
+from tritonbuild.pins import installed_packages, requirement_lines, unpinned_message
+from tritonbuild.pip_isolation import pip_cert_args, pip_environment
+from tritonbuild.stubcompat import parse_release, stub_problems
 
 __all__ = [
     "ENV_MANIFEST_NAME",
@@ -53,10 +65,15 @@ __all__ = [
     "build_env",
     "check_env_tree",
     "read_env_manifest",
+    "read_manifest_member",
     "add_parser",
 ]
 
 ENV_MANIFEST_NAME = "tritonbuild-env.json"
+# A manifest is a few kilobytes; anything far larger is not one, and is not read into memory.
+MANIFEST_MAX_BYTES = 1024 * 1024
+# Files are searched in pieces of this size: a CUDA library never sits in memory whole.
+_SCAN_CHUNK = 1024 * 1024
 PIP_TIMEOUT_S = 1800
 _PROBE_TIMEOUT_S = 60
 _VERSION_ARG = re.compile(r"3\.\d{1,2}")
@@ -294,10 +311,17 @@ def build_env(
     first_party: Sequence[Path] = (),
     threads: int | None = None,
     log: Callable[[str], None] | None = None,
+    triton_release: str | None = None,
 ) -> EnvSummary:
-    """Build, check and write the env archive at `output` (atomically)."""
+    """Build, check and write the env archive at `output` (atomically).
+
+    With `triton_release`, an env whose packages that release's python stub cannot run is
+    refused.
+    """
     output = Path(output)
     say: Callable[[str], None] = log or (lambda message: print(message, file=sys.stderr))
+    if triton_release is not None:
+        parse_release(triton_release)
     if requirements is not None and not Path(requirements).is_file():
         raise EnvBuildError(f"{requirements}: requirements file not found")
     for folder in first_party:
@@ -311,10 +335,13 @@ def build_env(
         site_packages = _site_packages(prefix, interpreter)
         if requirements is not None:
             say(f"installing {requirements} with pip")
-            _pip_install(interpreter, prefix, Path(requirements))
+            report = _pip_install(interpreter, prefix, Path(requirements), Path(scratch))
+            _check_installed(Path(requirements), report, triton_release)
         _fix_script_shebangs(prefix, interpreter)
         names = _add_first_party(site_packages, [Path(folder) for folder in first_party])
-        _clean(prefix, site_packages)
+        _drop_caches(prefix)
+        strip_test_folders(prefix, site_packages, interpreter.major_minor, say)
+        _drop_caches(prefix)
         (prefix / "conda-meta").mkdir()
         (prefix / "conda-meta" / "history").touch()
         packed = Path(scratch) / "packed"
@@ -407,7 +434,7 @@ def _point_runpaths_at_prefix(prefix: Path, interpreter: Interpreter) -> None:
 
 def _site_packages(prefix: Path, interpreter: Interpreter) -> Path:
     """Where the copied interpreter looks for packages (asked, not assumed)."""
-    result = _run_env_python(
+    result = run_env_python(
         prefix, interpreter.major_minor, "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     )
     path = Path(result.strip().splitlines()[-1])
@@ -420,34 +447,12 @@ def _site_packages(prefix: Path, interpreter: Interpreter) -> Path:
     return path
 
 
-def _run_env_python(prefix: Path, version: str, code: str) -> str:
-    """Run the env's own interpreter, with nothing inherited that could point elsewhere."""
-    env = {
-        "PATH": f"{prefix / 'bin'}:/usr/bin:/bin",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "LANG": "C.UTF-8",
-    }
-    try:
-        result = subprocess.run(
-            [str(prefix / "bin" / f"python{version}"), "-I", "-B", "-c", code],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=_PROBE_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise EnvBuildError(f"the env's python{version} does not run: {error}") from None
-    if result.returncode != 0:
-        raise EnvBuildError(
-            f"the env's python{version} fails (exit {result.returncode}):\n"
-            + _tail(result.stderr or result.stdout)
-        )
-    return result.stdout
-
-
-def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> None:
-    """pip install into the prefix, isolated from the machine's pip config and user site."""
+def _pip_install(
+    interpreter: Interpreter, prefix: Path, requirements: Path, scratch: Path
+) -> dict[str, Any]:
+    """pip install into the prefix, isolated from the machine's pip config and user site;
+    returns pip's installation report (what it installed, from where)."""
+    report_path = scratch / "pip-report.json"
     command = [
         str(interpreter.executable),
         "-m",
@@ -460,6 +465,8 @@ def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> 
         "--no-warn-script-location",
         "--disable-pip-version-check",
         "--no-input",
+        "--report",
+        str(report_path),
         "-r",
         str(requirements),
     ]
@@ -478,15 +485,34 @@ def _pip_install(interpreter: Interpreter, prefix: Path, requirements: Path) -> 
         hint = ""
         if "No module named pip" in output:
             hint = f"\n{interpreter.executable} has no pip: install it, or pass --python PATH"
+        elif "no such option: --report" in output:
+            hint = f"\n{interpreter.executable} has a pip older than 22.2: upgrade it"
         raise EnvBuildError(
             f"pip could not install {requirements} for Python {interpreter.version} "
-            f"(exit {result.returncode}):\n{_tail(output)}{hint}"
+            f"(exit {result.returncode}):\n{tail(output)}{hint}"
         )
+    try:
+        report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise EnvBuildError(f"pip wrote no readable installation report: {error}") from None
+    return report
 
 
-def _tail(text: str, lines: int = 25) -> str:
-    kept = text.strip().splitlines()[-lines:]
-    return "\n".join(f"  {line}" for line in kept)
+def _check_installed(
+    requirements: Path, report: dict[str, Any], triton_release: str | None
+) -> None:
+    """Refuse packages that are not pinned, or that the release's python stub cannot run."""
+    packages = installed_packages(report)
+    problems = []
+    unpinned = unpinned_message(requirements, requirement_lines(requirements), packages)
+    if unpinned:
+        problems.append(unpinned)
+    if triton_release is not None:
+        problems += stub_problems(
+            {package.name: package.version for package in packages}, triton_release
+        )
+    if problems:
+        raise EnvBuildError("\n".join(problems))
 
 
 def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:
@@ -505,8 +531,13 @@ def _fix_script_shebangs(prefix: Path, interpreter: Interpreter) -> None:
             continue
         line = first.decode("utf-8", errors="replace").strip()
         if any(line[2:].startswith(path) for path in host):
-            rest = script.read_bytes()[len(first) :]
-            script.write_bytes(own.encode() + b"\n" + rest)
+            rewritten = script.with_name(f".{script.name}.shebang")
+            with open(script, "rb") as source, open(rewritten, "wb") as target:
+                source.readline()
+                target.write(own.encode() + b"\n")
+                shutil.copyfileobj(source, target, _SCAN_CHUNK)
+            shutil.copymode(script, rewritten)
+            os.replace(rewritten, script)
 
 
 def _add_first_party(site_packages: Path, folders: Sequence[Path]) -> list[str]:
@@ -535,17 +566,13 @@ def _add_first_party(site_packages: Path, folders: Sequence[Path]) -> list[str]:
     return names
 
 
-def _clean(prefix: Path, site_packages: Path) -> None:
-    """Drop bytecode caches, and the test suites packages ship inside site-packages."""
+def _drop_caches(prefix: Path) -> None:
+    """Drop bytecode caches: Python rebuilds them, and they name the build folder."""
     for path in sorted(prefix.rglob("__pycache__"), reverse=True):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
     for path in prefix.rglob("*.pyc"):
         path.unlink()
-    for name in ("test", "tests"):
-        for path in sorted(site_packages.rglob(name), reverse=True):
-            if path.is_dir() and not path.is_symlink() and path.exists():
-                shutil.rmtree(path)
 
 
 def _conda_pack(prefix: Path, packed: Path) -> None:
@@ -582,14 +609,24 @@ def _check_no_build_prefix(packed: Path, prefix: Path) -> None:
     for path in sorted(packed.rglob("*")):
         if path.is_symlink() or not path.is_file():
             continue
-        with open(path, "rb") as handle:
-            if needle in handle.read():
-                offenders.append(str(path.relative_to(packed)))
+        if _file_contains(path, needle):
+            offenders.append(str(path.relative_to(packed)))
     if offenders:
         raise EnvBuildError(
             "these env files still name the build folder and would break once moved:\n  "
             + "\n  ".join(offenders[:20])
         )
+
+
+def _file_contains(path: Path, needle: bytes) -> bool:
+    """Whether the file holds `needle`, read in pieces (overlapping by the needle's length)."""
+    overlap = b""
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_SCAN_CHUNK), b""):
+            if needle in overlap + chunk[: len(needle)] or needle in chunk:
+                return True
+            overlap = chunk[-(len(needle) - 1) :] if len(needle) > 1 else b""
+    return False
 
 
 # ----------------------------------------------------------------------------- checks
@@ -652,7 +689,7 @@ def check_env_tree(root: Path, python_version: str, first_party: Sequence[str]) 
 
 def _env_python_version(root: Path, python_version: str) -> str:
     """Run the env's interpreter and check it loads the env's own libpython."""
-    facts = json.loads(_run_env_python(root, python_version, _SELF_CHECK).strip().splitlines()[-1])
+    facts = json.loads(run_env_python(root, python_version, _SELF_CHECK).strip().splitlines()[-1])
     resolved_root = str(root.resolve())
     outside = [lib for lib in facts["libpython"] if not lib.startswith(resolved_root + "/")]
     if outside:
@@ -708,15 +745,25 @@ def read_env_manifest(path: Path) -> EnvManifest:
             raise EnvBuildError(f"{path}: no {ENV_MANIFEST_NAME}; rebuild it with build-env")
         return EnvManifest.from_json(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with read_tar_stream(path) as tar:
             for member in tar:
-                if member.name == ENV_MANIFEST_NAME and member.isfile():
-                    extracted = tar.extractfile(member)
-                    assert extracted is not None
-                    return EnvManifest.from_json(extracted.read().decode("utf-8"), str(path))
-    except (OSError, tarfile.TarError) as error:
+                if member.name.removeprefix("./") == ENV_MANIFEST_NAME and member.isfile():
+                    return read_manifest_member(tar, member, str(path))
+    except (OSError, EOFError, tarfile.TarError) as error:
         raise EnvBuildError(f"{path}: not a readable env archive: {error}") from None
     raise EnvBuildError(f"{path}: no {ENV_MANIFEST_NAME} inside; rebuild it with build-env")
+
+
+def read_manifest_member(tar: tarfile.TarFile, member: tarfile.TarInfo, origin: str) -> EnvManifest:
+    """The manifest from an env tarball being read, refusing one too large to be a manifest."""
+    if member.size > MANIFEST_MAX_BYTES:
+        raise EnvBuildError(
+            f"{origin}: its {ENV_MANIFEST_NAME} is {member.size} bytes, not a manifest; "
+            "rebuild the env with build-env"
+        )
+    extracted = tar.extractfile(member)
+    assert extracted is not None
+    return EnvManifest.from_json(extracted.read(MANIFEST_MAX_BYTES).decode("utf-8"), origin)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -737,6 +784,12 @@ def add_parser(subparsers: Any) -> None:
         "--python-version", required=True, help="X.Y of Triton's python backend stub, e.g. 3.10"
     )
     parser.add_argument("--python", type=Path, help="the CPython X.Y interpreter to copy")
+    parser.add_argument(
+        "--triton-release",
+        metavar="YY.MM",
+        help="the Triton release (NGC tag) that serves the env: refuse packages its python "
+        "backend stub cannot run (see stub_incompatibilities.toml)",
+    )
     parser.add_argument(
         "--first-party",
         type=Path,
@@ -759,6 +812,7 @@ def _run(args: argparse.Namespace) -> int:
         python=args.python,
         first_party=args.first_party,
         threads=args.threads if args.threads else default_threads(),
+        triton_release=args.triton_release,
     )
     document = json.dumps(summary.to_json(), indent=2, sort_keys=True) + "\n"
     if args.summary_json:

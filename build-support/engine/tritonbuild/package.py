@@ -40,6 +40,7 @@ from typing import Any
 from tritonbuild.archive import Entry, default_threads, tree_entries, write_tar_gz
 from tritonbuild.envbuild import EnvManifest, read_env_manifest
 from tritonbuild.errors import PackageError
+from tritonbuild.stubcompat import parse_release, stub_problems
 from tritonbuild.validate import require_valid
 from tritonlib.model_config import ModelConfigError, parse_model_config
 from tritonlib.model_folder import (
@@ -135,11 +136,18 @@ def package_model(
     env: Path | None = None,
     python_version: str | None = None,
     threads: int | None = None,
+    triton_release: str | None = None,
 ) -> PackageSummary:
-    """Validate the model folder, then write `<output_dir>/<name>_<version>.tar.gz`."""
+    """Validate the model folder, then write `<output_dir>/<name>_<version>.tar.gz`.
+
+    With `triton_release`, an env whose packages that release's python stub cannot run is
+    refused.
+    """
+    if triton_release is not None:
+        parse_release(triton_release)
     model = require_valid(Path(model_dir))
     assert model.version is not None and model.entry_point is not None
-    manifest = _check_env(model, env, python_version)
+    manifest = _check_env(model, env, python_version, triton_release)
     entries: list[Entry] = []
     env_arcnames: set[str] = set()
     for step in model.steps:
@@ -183,7 +191,7 @@ def package_model(
 
 
 def _check_env(
-    model: ModelFolder, env: Path | None, python_version: str | None
+    model: ModelFolder, env: Path | None, python_version: str | None, triton_release: str | None
 ) -> EnvManifest | None:
     python_steps = [step.name for step in model.python_steps]
     if env is None:
@@ -205,6 +213,13 @@ def _check_env(
             f"{env}: built for Python {manifest.python_version}, but Triton's python backend "
             f"stub here is {python_version}; rebuild it with --python-version {python_version} "
             "(a mismatched env is silently ignored by the stub)"
+        )
+    problems = stub_problems(manifest.packages, triton_release) if triton_release else []
+    if problems:
+        raise PackageError(
+            f"{env}: the env of {model.path} cannot run in Triton {triton_release}:\n  "
+            + "\n  ".join(problems)
+            + "\nChange the requirements, then rebuild the env with build-env."
         )
     return manifest
 
@@ -266,6 +281,12 @@ def add_parser(subparsers: Any) -> None:
         "--python-version",
         help="X.Y of the server's python backend stub; the env must match it",
     )
+    parser.add_argument(
+        "--triton-release",
+        metavar="YY.MM",
+        help="the Triton release (NGC tag) that serves the archive: refuse an env with packages "
+        "its python backend stub cannot run",
+    )
     parser.add_argument("--threads", type=int, default=None, help="compression threads")
     parser.set_defaults(handler=_run)
 
@@ -277,6 +298,7 @@ def _run(args: argparse.Namespace) -> int:
         env=args.env,
         python_version=args.python_version,
         threads=args.threads if args.threads else default_threads(),
+        triton_release=args.triton_release,
     )
     if args.summary_json:
         args.summary_json.parent.mkdir(parents=True, exist_ok=True)

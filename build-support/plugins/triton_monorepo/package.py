@@ -99,9 +99,11 @@ class PythonEnv:
 
 
 @rule(desc="Pack a python_env.tar.gz with conda-pack", level=LogLevel.DEBUG)
-async def build_python_env(request: PythonEnvRequest, engine: TritonEngine) -> PythonEnv:
-    # Only the requirements, the first-party code and the Python version are inputs: every model
-    # with the same three shares one cached env build.
+async def build_python_env(
+    request: PythonEnvRequest, engine: TritonEngine, triton: TritonSubsystem
+) -> PythonEnv:
+    # Only the requirements, the first-party code, the Python version and the Triton release are
+    # inputs: every model with the same four shares one cached env build.
     inputs = await Get(
         Digest,
         MergeDigests(
@@ -118,6 +120,7 @@ async def build_python_env(request: PythonEnvRequest, engine: TritonEngine) -> P
                 "build-env",
                 "--requirements=requirements.txt",
                 f"--python-version={request.python_version}",
+                f"--triton-release={triton.release}",
                 f"--first-party={_FIRST_PARTY_DIR}",
                 f"--output={_ENV_FILE}",
             ),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,8 @@ from tritonbuild.envbuild import (
 from tritonbuild.errors import EnvBuildError
 
 STUB_PYTHON = "3.10"  # Triton r24.10's python backend stub
+ENGINE_ROOT = Path(__file__).resolve().parents[2]
+LIBS_ROOT = ENGINE_ROOT.parents[1] / "libs"
 
 
 def _has_interpreter(version: str) -> bool:
@@ -172,3 +176,122 @@ def test_pip_failure_is_reported_and_leaves_nothing(
     assert "no-such-package-for-tritonbuild" in message
     assert not output.exists()
     assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def _requirements(tmp_path: Path, wheelhouse: Path, *lines: str) -> Path:
+    """A requirements file that makes pip use local wheels only."""
+    path = tmp_path / "requirements.txt"
+    path.write_text("\n".join(["--no-index", f"--find-links {wheelhouse}", *lines]) + "\n")
+    return path
+
+
+@pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
+def test_unpinned_line_and_dependency_are_refused_with_todays_pins(
+    tmp_path: Path, wheelhouse: Path, make_wheel: Any
+) -> None:
+    make_wheel(wheelhouse, "alpha", "1.0", {"alpha/__init__.py": ""}, requires=["beta>=1"])
+    for version in ("1.0", "2.0"):
+        make_wheel(wheelhouse, "beta", version, {"beta/__init__.py": f"V = {version!r}\n"})
+    make_wheel(wheelhouse, "gamma", "3.1", {"gamma.py": ""})
+    requirements = _requirements(tmp_path, wheelhouse, "alpha", "gamma==3.1  # pinned")
+    output = tmp_path / "dist" / "python_env.tar.gz"
+
+    with pytest.raises(EnvBuildError) as raised:
+        build_env(output, STUB_PYTHON, requirements=requirements, log=lambda message: None)
+
+    message = str(raised.value)
+    assert message.startswith(f"{requirements}: the env would change whenever PyPI does")
+    assert f"{requirements}:3: alpha" in message
+    assert "installed as dependencies, and no line pins them: beta" in message
+    pins = [line.strip() for line in message.splitlines() if line.startswith("    ")]
+    assert pins == ["alpha==1.0", "beta==2.0"]
+    assert "gamma" not in message
+    assert not output.exists()
+
+
+@pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
+def test_build_env_refuses_numpy_2_for_release_24_10(
+    tmp_path: Path, wheelhouse: Path, make_wheel: Any
+) -> None:
+    """Through the command line, as the plugin runs it (a stand-in numpy 2 wheel, no index)."""
+    make_wheel(wheelhouse, "numpy", "2.2.6", {"numpy/__init__.py": "__version__ = '2.2.6'\n"})
+    requirements = _requirements(tmp_path, wheelhouse, "numpy==2.2.6")
+    output = tmp_path / "python_env.tar.gz"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tritonbuild",
+            "build-env",
+            f"--requirements={requirements}",
+            f"--python-version={STUB_PYTHON}",
+            "--triton-release=24.10",
+            f"--output={output}",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)])),
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "\nerror: numpy 2.2.6 cannot run under the python backend stub of Triton 24.10" in (
+        result.stderr
+    )
+    assert "Fix: pin numpy below 2 in requirements.txt, e.g. numpy==1.26.4" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not output.exists()
+
+
+@pytest.mark.skipif(not _has_interpreter(STUB_PYTHON), reason=f"needs CPython {STUB_PYTHON}")
+def test_test_folder_a_package_imports_is_kept_and_others_go(
+    tmp_path: Path, wheelhouse: Path, make_wheel: Any
+) -> None:
+    make_wheel(
+        wheelhouse,
+        "selfcheck",
+        "1.0",
+        {
+            # Imports its own tests subpackage, as astropy does with astropy.tests.runner.
+            "selfcheck/__init__.py": "from selfcheck.tests.runner import RUNNER\n",
+            "selfcheck/tests/__init__.py": "",
+            "selfcheck/tests/runner.py": "RUNNER = 'ready'\n",
+            "selfcheck/tests/data/sample.txt": "x\n",
+        },
+    )
+    make_wheel(
+        wheelhouse,
+        "plain",
+        "1.0",
+        {"plain/__init__.py": "", "plain/tests/__init__.py": "", "plain/tests/test_it.py": ""},
+    )
+    make_wheel(wheelhouse, "flaky", "1.0", {"flaky.py": "raise RuntimeError('needs a GPU')\n"})
+    requirements = _requirements(tmp_path, wheelhouse, "selfcheck==1.0", "plain==1.0", "flaky==1.0")
+    output = tmp_path / "python_env.tar.gz"
+    said: list[str] = []
+
+    build_env(output, STUB_PYTHON, requirements=requirements, log=said.append)
+
+    site = f"lib/python{STUB_PYTHON}/site-packages"
+    with tarfile.open(output) as tar:
+        names = set(tar.getnames())
+        extracted = tmp_path / "extracted"
+        tar.extractall(extracted, filter="tar")
+    assert f"{site}/selfcheck/tests/runner.py" in names
+    assert f"{site}/selfcheck/tests/data/sample.txt" in names
+    assert f"{site}/plain/__init__.py" in names
+    assert not any(name.startswith(f"{site}/plain/tests") for name in names)
+    assert any(
+        line.startswith("kept selfcheck/tests in the env: `import selfcheck` needs it")
+        for line in said
+    ), said
+    assert any("`import flaky` fails in the env" in line for line in said), said
+    result = subprocess.run(
+        [str(extracted / "bin/python3"), "-c", "import selfcheck; print(selfcheck.RUNNER)"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ready"), result.stderr
+    manifest = json.loads((extracted / "tritonbuild-env.json").read_text())
+    assert manifest["packages"] == {"flaky": "1.0", "plain": "1.0", "selfcheck": "1.0"}

@@ -10,7 +10,7 @@ import pytest
 
 from tritonbuild.archive import Entry, write_tar_gz
 from tritonbuild.envbuild import ENV_MANIFEST_NAME, EnvManifest
-from tritonbuild.errors import PackageError
+from tritonbuild.errors import PackageError, UserError
 from tritonbuild.package import SHARED_ENV_PATH, package_model
 from tritonbuild.validate import ValidationFailed
 from tritonlib.model_config import parse_model_config
@@ -24,13 +24,13 @@ def _model(tmp_path: Path) -> Path:
     return target
 
 
-def _env(tmp_path: Path, python_version: str = "3.10.13") -> Path:
+def _env(tmp_path: Path, python_version: str = "3.10.13", numpy_version: str = "1.26.4") -> Path:
     """A small but well-formed env archive, written by the real archive writer."""
     manifest = EnvManifest(
         python_version=python_version,
         platform="linux-x86_64",
         glibc_required="2.35",
-        packages={"numpy": "1.26.4"},
+        packages={"numpy": numpy_version},
         first_party=["tritonlib"],
         system_libraries=[],
     )
@@ -141,6 +141,22 @@ def test_python_steps_need_an_env_and_the_env_must_match_the_stub(tmp_path: Path
     with pytest.raises(PackageError, match="built for Python 3.12.1"):
         package_model(model, tmp_path / "dist", env=_env(tmp_path, "3.12.1"), python_version="3.10")
     assert not (tmp_path / "dist").exists()
+
+
+def test_env_the_release_stub_cannot_run_is_refused(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    numpy_2 = _env(tmp_path, numpy_version="2.2.6")
+    with pytest.raises(PackageError) as raised:
+        package_model(model, tmp_path / "dist", env=numpy_2, triton_release="24.10")
+    message = str(raised.value)
+    assert f"{numpy_2}: the env of {model} cannot run in Triton 24.10" in message
+    assert "numpy 2.2.6 cannot run under the python backend stub of Triton 24.10" in message
+    assert "numpy==1.26.4" in message
+    assert not (tmp_path / "dist").exists()
+    with pytest.raises(UserError, match="not an NGC release tag"):
+        package_model(model, tmp_path / "dist", env=numpy_2, triton_release="r24.10")
+    summary = package_model(model, tmp_path / "dist", env=numpy_2, triton_release="24.11")
+    assert summary.path.is_file()
 
 
 def test_model_without_python_steps_takes_no_env(tmp_path: Path) -> None:

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tritonbuild.envbuild import ENV_MANIFEST_NAME, EnvManifest
+from tritonbuild.archive import read_tar_stream
+from tritonbuild.envbuild import ENV_MANIFEST_NAME, EnvManifest, read_manifest_member
+from tritonbuild.errors import EnvBuildError
 from tritonbuild.triton import TestTritonError
+from tritonlib.envinfo import ENV_LINE_PREFIX
 
 __all__ = [
     "PROBE_MARKER",
+    "RUNTIME_MARKER",
     "EnvFacts",
     "ProbeRecord",
     "env_proof_problems",
@@ -34,7 +38,7 @@ __all__ = [
 ]
 
 PROBE_MARKER = "tritonbuild-env-probe"
-RUNTIME_MARKER = "tritonlib-env"
+RUNTIME_MARKER = ENV_LINE_PREFIX
 # Where Triton's python backend unpacks an EXECUTION_ENV_PATH tarball.
 TRITON_ENV_EXTRACT_PREFIX = "/tmp/python_env_"
 
@@ -64,7 +68,7 @@ def scan_env_tarball(handle: IO[bytes], where: str) -> EnvFacts:
     names: set[str] = set()
     manifest: EnvManifest | None = None
     try:
-        with tarfile.open(fileobj=handle, mode="r|*") as tar:
+        with read_tar_stream(handle) as tar:
             for member in tar:
                 name = member.name.removeprefix("./")
                 match = _PYTHON_LIB.match(name)
@@ -76,9 +80,9 @@ def scan_env_tarball(handle: IO[bytes], where: str) -> EnvFacts:
                 elif name == "bin/activate":
                     names.add("<activate>")
                 elif name == ENV_MANIFEST_NAME and member.isfile():
-                    content = tar.extractfile(member)
-                    assert content is not None
-                    manifest = EnvManifest.from_json(content.read().decode("utf-8"), where)
+                    manifest = read_manifest_member(tar, member, where)
+    except EnvBuildError as error:
+        raise TestTritonError(str(error)) from None
     except (tarfile.TarError, EOFError, OSError) as error:
         raise TestTritonError(f"{where}: not a readable environment tarball: {error}") from None
     if len(versions) > 1:

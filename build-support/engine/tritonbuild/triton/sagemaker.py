@@ -11,17 +11,17 @@ the same model of a model folder that validate and the in-process harness use.
 from __future__ import annotations
 
 import hashlib
-import io
 import posixpath
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from tritonbuild.archive import read_tar_stream
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.probe import EnvFacts, scan_env_tarball
 from tritonlib.datatypes import normalize_datatype
@@ -93,15 +93,16 @@ def _normalize(name: str) -> str:
 
 
 def inspect_archive(archive: Path) -> ArchiveInfo:
-    """Read configs and environments from the archive in one streaming pass."""
+    """Read configs and environments from the archive as streams, never a whole file at once:
+    one pass, and a second one only for env tarballs this process has not read before."""
     if not archive.is_file():
         raise TestTritonError(f"{archive}: archive not found")
     contents: dict[str, bytes] = {}
-    envs: dict[str, EnvFacts] = {}
+    env_digests: dict[str, str] = {}
     files: list[str] = []
     dirs: list[str] = []
     try:
-        with tarfile.open(archive, mode="r|*") as tar:
+        with read_tar_stream(archive) as tar:
             for member in tar:
                 name = _normalize(member.name)
                 if member.isdir() and name:
@@ -116,7 +117,8 @@ def inspect_archive(archive: Path) -> ArchiveInfo:
                 elif name.endswith(_ENV_SUFFIXES):
                     handle = tar.extractfile(member)
                     assert handle is not None
-                    envs[name] = _env_facts(handle.read(), f"{archive}:{name}")
+                    env_digests[name] = _sha256_stream(handle)
+        envs = _env_facts(archive, env_digests)
     except (tarfile.TarError, OSError, EOFError) as error:
         raise TestTritonError(f"{archive}: not a readable tar archive: {error}") from None
     model = ModelFolder.from_listing(Listing.of_archive(archive, files, dirs, contents))
@@ -146,14 +148,34 @@ def inspect_archive(archive: Path) -> ArchiveInfo:
 # Facts of the env tarballs already read in this process, by sha256: archives built in one
 # monorepo mostly share an env, and reading one through takes longer than hashing it.
 _ENV_FACTS: dict[str, EnvFacts] = {}
+# Env tarballs are read in pieces of this size: a CUDA-sized env never sits in memory whole.
+_READ_CHUNK = 1024 * 1024
 
 
-def _env_facts(data: bytes, where: str) -> EnvFacts:
-    digest = hashlib.sha256(data).hexdigest()
-    facts = _ENV_FACTS.get(digest)
-    if facts is None:
-        facts = _ENV_FACTS[digest] = scan_env_tarball(io.BytesIO(data), where)
-    return facts
+def _sha256_stream(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(_READ_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _env_facts(archive: Path, digests: dict[str, str]) -> dict[str, EnvFacts]:
+    """The facts of each env tarball of `archive` (archive path -> sha256 of its bytes).
+
+    An env not read before is scanned in a second streaming pass over the archive, so that
+    only the hashing pass is paid for the envs that archives share.
+    """
+    unread = {name for name, digest in digests.items() if digest not in _ENV_FACTS}
+    if unread:
+        with read_tar_stream(archive) as tar:
+            for member in tar:
+                name = _normalize(member.name)
+                if name not in unread or digests[name] in _ENV_FACTS or not member.isfile():
+                    continue
+                handle = tar.extractfile(member)
+                assert handle is not None
+                _ENV_FACTS[digests[name]] = scan_env_tarball(handle, f"{archive}:{name}")
+    return {name: _ENV_FACTS[digest] for name, digest in digests.items()}
 
 
 def _step_info(step: Step, listing: Listing, envs: dict[str, EnvFacts]) -> StepInfo:

@@ -23,6 +23,8 @@ from typing import Any, Protocol, TextIO
 
 from tritonbuild.triton.onnx_standin import replace_onnx_step
 from tritonbuild.triton.probe import (
+    PROBE_MARKER,
+    RUNTIME_MARKER,
     env_proof_problems,
     insert_probe,
     parse_probes,
@@ -43,10 +45,14 @@ __all__ = [
     "format_summary",
     "report_from_dict",
     "run_models",
+    "stub_output",
     "write_report",
 ]
 
 _LOG_LINES_SHOWN = 40
+_STUB_LINES_SHOWN = 20
+# What Triton answers when a python step's stub process died (python_backend's pb_stub).
+_STUB_DIED = re.compile(r"Stub process .* is not healthy")
 DEFAULT_REPEATS = 5
 _TRITON_LOG_LINE = re.compile(r"^[IWEF]\d{4} ")
 
@@ -105,6 +111,7 @@ class CaseReport:
     error: str | None
     mismatches: list[dict[str, str]]
     details: str
+    stub_log: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -415,8 +422,11 @@ def _run_cases(
             via_entry = case.model in entry_names
             client = sagemaker if via_entry else kserve
             target = info.target_model if via_entry else str(case.model)
+            log_start = len(launcher.log_text())
             result, first_ms = _run_case(client, target, case)
             warm_ms = _time_repeats(client, target, case, repeats) if result.passed else []
+            stub_died = bool(result.error and _STUB_DIED.search(result.error))
+            stub_log = stub_output(launcher.log_text()[log_start:]) if stub_died else []
             model.cases.append(
                 CaseReport(
                     file=str(case.path),
@@ -427,13 +437,15 @@ def _run_cases(
                     error=result.error,
                     mismatches=[asdict(m) for m in result.mismatches],
                     details=format_result(result),
+                    stub_log=stub_log,
                 )
             )
             if result.passed:
                 shown = statistics.median(warm_ms) if warm_ms else first_ms
                 _say(out, f"{info.target_model}: PASS {case.path.name} ({shown:.1f} ms)")
             else:
-                _say(out, f"{info.target_model}: {format_result(result)}")
+                details = format_result(result) + (_stub_text(stub_log) if stub_died else "")
+                _say(out, f"{info.target_model}: {details}")
                 if not launcher.alive():
                     return
     finally:
@@ -466,6 +478,31 @@ def _time_repeats(
             break
         samples.append(_ms_since(started))
     return samples
+
+
+def stub_output(window: str) -> list[str]:
+    """The last lines python stubs wrote themselves in a stretch of the server log.
+
+    A stub's stderr goes to the server's, unprefixed: a dying stub's last words (a C++
+    `terminate called ...`, a Python traceback) are the lines that are not Triton's own
+    records (`I1122 12:00:00.000 1 file.cc:12] ...`) nor the test's env reports.
+    """
+    lines = [
+        line
+        for line in window.splitlines()
+        if line.strip()
+        and not _TRITON_LOG_LINE.match(line)
+        and PROBE_MARKER not in line
+        and RUNTIME_MARKER not in line
+    ]
+    return lines[-_STUB_LINES_SHOWN:]
+
+
+def _stub_text(lines: list[str]) -> str:
+    if not lines:
+        return "\n  the python stub died and wrote nothing to the server log"
+    shown = "\n".join(f"  | {line}" for line in lines)
+    return f"\n  the python stub died; its last lines in the server log:\n{shown}"
 
 
 def _ms_since(started: float) -> float:

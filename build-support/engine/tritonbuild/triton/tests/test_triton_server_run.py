@@ -4,6 +4,7 @@ plain_1   plain-Triton python ensemble with a packed Python 3.10 env: passes, en
 affine_2  ONNX step, replaced by the python stand-in: passes, archive unchanged
 wrong_1   ONNX step with a wrong expectation: fails with the diff
 broken_1  ONNX weights that are a Git LFS pointer: fails to load, log lines shown
+crash_1   python step whose stub dies on its first request: the stub's own last lines shown
 killer_9  shared-runtime step that kills the server when invoked (last): death reported
 """
 
@@ -98,6 +99,17 @@ def boom(inputs):
 TritonPythonModel = serve(boom)
 """
 
+CRASHER_PY = """import os
+import sys
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        sys.stderr.write("crasher: native code failed on the first tensor\\n")
+        sys.stderr.flush()
+        os.abort()
+"""
+
 LFS_POINTER = (
     b"version https://git-lfs.github.com/spec/v1\n"
     b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
@@ -131,6 +143,28 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{entry.name}: {cmdline}")
     return found
+
+
+def _fp32_python_step(kit: Any, path: Path, step: str, model_py: str, env: Path) -> Path:
+    """A one-step archive: a python step from FP32 X to FP32 Y, with its packed env."""
+    config = PYTHON_CONFIG.format(
+        name=step,
+        input="X",
+        input_type="TYPE_FP32",
+        output="Y",
+        output_type="TYPE_FP32",
+        env=kit.ENV_AT_ROOT,
+    )
+    return Path(
+        kit.write_archive(
+            path,
+            {
+                f"{step}/config.pbtxt": config,
+                f"{step}/1/model.py": model_py,
+                "python_env.tar.gz": env,
+            },
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -170,20 +204,11 @@ def run(tmp_path_factory: pytest.TempPathFactory, python_env_310: Path, kit: Any
             dist / "wrong_1.tar.gz", "scaler", kit.affine_onnx(scale=3.0, offset=0.0)
         ),
         "broken_1.tar.gz": kit.onnx_archive(dist / "broken_1.tar.gz", "detector", LFS_POINTER),
-        "killer_9.tar.gz": kit.write_archive(
-            dist / "killer_9.tar.gz",
-            {
-                "boom/config.pbtxt": PYTHON_CONFIG.format(
-                    name="boom",
-                    input="X",
-                    input_type="TYPE_FP32",
-                    output="Y",
-                    output_type="TYPE_FP32",
-                    **env_config,
-                ),
-                "boom/1/model.py": KILLER_PY,
-                "python_env.tar.gz": python_env_310,
-            },
+        "crash_1.tar.gz": _fp32_python_step(
+            kit, dist / "crash_1.tar.gz", "crasher", CRASHER_PY, python_env_310
+        ),
+        "killer_9.tar.gz": _fp32_python_step(
+            kit, dist / "killer_9.tar.gz", "boom", KILLER_PY, python_env_310
         ),
     }
     kit.write_case(
@@ -213,9 +238,10 @@ def run(tmp_path_factory: pytest.TempPathFactory, python_env_310: Path, kit: Any
         {"Y": ("FP32", [1, 3], [3, 6, 10])},
     )
     kit.write_case(cases / "broken", "any.json", affine_case, {"Y": ("FP32", [2, 3], [0] * 6)})
-    kit.write_case(
-        cases / "killer", "boom.json", {"X": ("FP32", [1], [1])}, {"Y": ("FP32", [1], [1])}
-    )
+    for folder in ("crash", "killer"):
+        kit.write_case(
+            cases / folder, "one.json", {"X": ("FP32", [1], [1])}, {"Y": ("FP32", [1], [1])}
+        )
     digests_before = {name: _sha256(path) for name, path in archives.items()}
     report_path = root / "report.json"
     run_tmp = root / "tmp"
@@ -226,6 +252,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, python_env_310: Path, kit: Any
         ("affine_2.tar.gz", "affine"),
         ("wrong_1.tar.gz", "wrong"),
         ("broken_1.tar.gz", "broken"),
+        ("crash_1.tar.gz", "crash"),
         ("killer_9.tar.gz", "killer"),
     ):
         args += ["--model", f"{archives[name]}={cases / folder}"]
@@ -280,6 +307,24 @@ def test_model_that_fails_to_load_shows_server_log_and_others_go_on(run: Run) ->
     assert any("protobuf" in line.lower() for line in broken["load_log"]), broken["load_log"]
     assert "broken_1.tar.gz: FAILED to load" in run.result.stdout
     assert run.models["plain_1.tar.gz"]["ok"] and run.models["affine_2.tar.gz"]["ok"]
+
+
+def test_stub_that_dies_shows_its_own_last_lines_next_to_the_case(run: Run) -> None:
+    crash = run.models["crash_1.tar.gz"]
+    (case,) = crash["cases"]
+    assert not case["passed"] and "is not healthy" in case["error"], case
+    assert "crasher: native code failed on the first tensor" in case["stub_log"], case
+    assert not any(line.startswith(("I1", "W1", "E1")) for line in case["stub_log"]), case
+    lines = run.result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("crash_1.tar.gz: FAIL "))
+    shown = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        shown.append(line)
+    assert "one.json" in shown[0]
+    assert "  the python stub died; its last lines in the server log:" in shown
+    assert "  | crasher: native code failed on the first tensor" in shown
 
 
 def test_shared_runtime_step_reports_its_env_too(run: Run) -> None:
