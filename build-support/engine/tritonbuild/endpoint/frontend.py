@@ -36,10 +36,12 @@ from tritonbuild.endpoint.protocol import (
 )
 from tritonbuild.endpoint.triton_link import TritonLink, triton_error_text
 
-__all__ = ["EndpointServer", "Invoker"]
+__all__ = ["EndpointServer", "Invoker", "MODEL_LATENCY_HEADER"]
 
 log = logging.getLogger("tritonbuild.endpoint")
 
+# Triton's own time for this request, so a client can tell the endpoint's overhead apart.
+MODEL_LATENCY_HEADER = "X-Tritonbuild-Model-Latency-Us"
 _INVOCATIONS = re.compile(r"^/endpoints/([^/?]+)/invocations/?(?:\?.*)?$")
 
 
@@ -123,7 +125,11 @@ class Invoker:
             )
             return (
                 200,
-                {"Content-Type": answer_type, INVOKED_VARIANT_HEADER: self.variant},
+                {
+                    "Content-Type": answer_type,
+                    INVOKED_VARIANT_HEADER: self.variant,
+                    MODEL_LATENCY_HEADER: str(round(model_s * 1e6)),
+                },
                 answer,
                 target,
             )
