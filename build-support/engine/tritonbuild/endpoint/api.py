@@ -37,6 +37,9 @@ def running_endpoint(
 ) -> Iterator[RunningEndpoint]:
     """An endpoint over `store` (a folder or `s3://bucket/prefix?endpoint_url=...`), stopped
     on exit; `options` are `EndpointConfig`'s fields (port=0 picks a free port)."""
+    for folder in ("cache_dir", "capture_dir"):
+        if options.get(folder) is not None:
+            options[folder] = Path(options[folder])
     config = EndpointConfig(destination=parse_destination(str(store)), **options)
     endpoint = LocalEndpoint(config, output)
     url = endpoint.start()

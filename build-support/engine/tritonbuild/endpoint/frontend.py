@@ -13,7 +13,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +30,7 @@ from tritonbuild.endpoint.protocol import (
     check_target_model,
     error_body,
     model_error,
+    new_request_id,
     service_unavailable,
     validation_error,
 )
@@ -145,6 +145,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EndpointServer
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK (40 ms) of the headers.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_POST(self) -> None:
         started = time.monotonic()
         length_text = self.headers.get("Content-Length")
@@ -182,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
-        headers.setdefault(REQUEST_ID_HEADER, str(uuid.uuid4()))
+        headers.setdefault(REQUEST_ID_HEADER, new_request_id())
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))

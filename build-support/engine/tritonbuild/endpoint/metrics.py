@@ -10,6 +10,7 @@ ModelCacheHit is a summary of 1 (the model was loaded) and 0 (it had to be loade
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
@@ -56,6 +57,7 @@ class EndpointMetrics:
     def __init__(self, endpoint: str, variant: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._labels = _Labels(endpoint, variant)
+        self._children: dict[tuple[int, str], Any] = {}
         r = self.registry
 
         def counter(name: str, text: str) -> Counter:
@@ -100,21 +102,28 @@ class EndpointMetrics:
             "tritonbuild_endpoint_evictions", "Models unloaded to make room (least recently used)"
         )
 
+    def _child(self, family: Any, target: str) -> Any:
+        """The series of `family` for `target`, looked up once (labels() costs a lock and a
+        tuple per call, on every request)."""
+        key = (id(family), target)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(
+                self._labels.endpoint, self._labels.variant, target
+            )
+        return child
+
     def count(self, family: Counter, target: str, amount: float = 1.0) -> None:
-        family.labels(self._labels.endpoint, self._labels.variant, target).inc(amount)
+        self._child(family, target).inc(amount)
 
     def observe_us(self, family: Histogram, target: str, seconds: float) -> None:
-        family.labels(self._labels.endpoint, self._labels.variant, target).observe(seconds * 1e6)
+        self._child(family, target).observe(seconds * 1e6)
 
     def cache(self, target: str, hit: bool) -> None:
-        self.cache_hit.labels(self._labels.endpoint, self._labels.variant, target).observe(
-            1.0 if hit else 0.0
-        )
+        self._child(self.cache_hit, target).observe(1.0 if hit else 0.0)
 
     def set_loaded(self, target: str, loaded: bool) -> None:
-        self.loaded.labels(self._labels.endpoint, self._labels.variant, target).set(
-            1.0 if loaded else 0.0
-        )
+        self._child(self.loaded, target).set(1.0 if loaded else 0.0)
 
     def exposition(self) -> bytes:
         return bytes(prometheus_client.generate_latest(self.registry))

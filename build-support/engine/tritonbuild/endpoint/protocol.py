@@ -9,6 +9,7 @@ parsed from the same body into the caller's `error.response`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -28,6 +29,7 @@ __all__ = [
     "check_content_type",
     "check_target_model",
     "model_error",
+    "new_request_id",
     "model_not_ready",
     "service_unavailable",
     "validation_error",
@@ -62,6 +64,15 @@ class ApiError(Exception):
         return f"{self.code} ({self.status}): {self.message}"
 
 
+_REQUEST_IDS = itertools.count(1)
+_PROCESS_ID = uuid.uuid4().hex[:12]
+
+
+def new_request_id() -> str:
+    """A unique x-amzn-RequestId, cheaper than a uuid4 per request."""
+    return f"{_PROCESS_ID}-{next(_REQUEST_IDS):012d}"
+
+
 def error_body(error: ApiError, request_id: str | None = None) -> tuple[bytes, dict[str, str]]:
     """The body and headers SageMaker Runtime answers an error with."""
     document: dict[str, Any] = {"message": error.message, **error.members}
@@ -69,7 +80,7 @@ def error_body(error: ApiError, request_id: str | None = None) -> tuple[bytes, d
         document.pop("message")
     headers = {
         ERROR_TYPE_HEADER: error.code,
-        REQUEST_ID_HEADER: request_id or str(uuid.uuid4()),
+        REQUEST_ID_HEADER: request_id or new_request_id(),
         "Content-Type": JSON_CONTENT_TYPE,
     }
     return json.dumps(document).encode("utf-8"), headers

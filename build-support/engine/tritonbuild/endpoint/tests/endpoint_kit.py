@@ -74,7 +74,8 @@ ensemble_scheduling {{ step [ {{ model_name: "{step}" model_version: -1
 """
 
 # Y = 2 X; a negative X is answered with the step's own error; X[0] > 100 sleeps X[0] - 100
-# seconds (a long request); `initialize` waits SLEEP_S and holds BALLAST_MIB of memory.
+# seconds (a long request); `initialize` waits SLEEP_S, holds BALLAST_MIB of memory, and with
+# OUT_OF_MEMORY fails the way a model that cannot get its memory does.
 DOUBLER_PY = """import time
 
 import numpy as np
@@ -82,11 +83,14 @@ import triton_python_backend_utils as pb_utils
 
 SLEEP_S = {sleep_s}
 BALLAST_MIB = {ballast_mib}
+OUT_OF_MEMORY = {out_of_memory}
 
 
 class TritonPythonModel:
     def initialize(self, args):
         time.sleep(SLEEP_S)
+        if OUT_OF_MEMORY:
+            raise MemoryError("out of memory: the test model asks for more than there is")
         self.ballast = b"x" * (BALLAST_MIB << 20)
 
     def execute(self, requests):
@@ -105,7 +109,12 @@ class TritonPythonModel:
 
 
 def doubler_archive(
-    path: Path, env: Path, sleep_s: float = 0.0, ballast_mib: int = 0, backend: str = "python"
+    path: Path,
+    env: Path,
+    sleep_s: float = 0.0,
+    ballast_mib: int = 0,
+    backend: str = "python",
+    out_of_memory: bool = False,
 ) -> Path:
     """`<name>_<version>.tar.gz`: an ensemble over one python step, its env at the root."""
     files: Mapping[str, str | Path] = {
@@ -114,7 +123,9 @@ def doubler_archive(
         "doubler/config.pbtxt": STEP_CONFIG.format(
             name="doubler", backend=backend, env=ENV_AT_ROOT
         ),
-        "doubler/1/model.py": DOUBLER_PY.format(sleep_s=sleep_s, ballast_mib=ballast_mib),
+        "doubler/1/model.py": DOUBLER_PY.format(
+            sleep_s=sleep_s, ballast_mib=ballast_mib, out_of_memory=out_of_memory
+        ),
         "python_env.tar.gz": env,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ than the budget, and SIGTERM (drains the request in flight, leaves nothing behin
 
 ballast_{a,b,c}_1  hold 300 MiB each: a budget of 950 MiB fits the server and two of them
 huge_1             holds 1100 MiB: more than the whole budget
+oom_1              fails to load with a MemoryError, which Triton answers with 507
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def command(tmp_path_factory: pytest.TempPathFactory, env_310: Path) -> Iterator
     for name in ("a", "b", "c"):
         doubler_archive(store / f"ballast_{name}_1.tar.gz", env_310, ballast_mib=300)
     doubler_archive(store / "huge_1.tar.gz", env_310, ballast_mib=1100)
+    doubler_archive(store / "oom_1.tar.gz", env_310, out_of_memory=True)
     log = root / "endpoint.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)])}
     with log.open("w") as output:
@@ -157,6 +159,27 @@ def test_a_model_larger_than_the_budget_is_refused_and_others_serve(command: Com
     assert "more than the whole memory budget" in response["Error"]["Message"]
     assert "--memory-budget" in response["Error"]["Message"]
     assert outputs(_invoke(command, "ballast_c_1.tar.gz", [3.0])["Body"].read()) == [6.0]
+
+
+def test_a_507_unloads_idle_models_and_loads_again(command: Command) -> None:
+    before = metrics(command.url)
+    loaded = [
+        target for (name, target), value in before.items() if name == "LoadedModelCount" and value
+    ]
+    assert loaded
+    with pytest.raises(ClientError) as caught:
+        _invoke(command, "oom_1.tar.gz", [1.0])
+    response = caught.value.response
+    assert response["Error"]["Code"] == "ModelError"
+    assert response["OriginalStatusCode"] == 507
+    assert "MemoryError" in response["OriginalMessage"]
+    after = metrics(command.url)
+    for target in loaded:
+        evicted = ("tritonbuild_endpoint_evictions_total", target)
+        assert after[evicted] == before.get(evicted, 0) + 1
+        assert after[("LoadedModelCount", target)] == 0
+    assert after[("ModelLoadingTime_count", "oom_1.tar.gz")] == len(loaded) + 1
+    assert "Triton answered 507 (out of memory)" in command.log.read_text()
 
 
 def test_sigterm_drains_and_leaves_nothing_behind(command: Command) -> None:
