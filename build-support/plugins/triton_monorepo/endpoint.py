@@ -8,6 +8,7 @@ pipeline published. The engine runs in the foreground until Ctrl-C; nothing is c
 from __future__ import annotations
 
 from pants.base.build_root import BuildRoot
+from pants.engine.console import Console
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST
 from pants.engine.goal import Goal, GoalSubsystem
@@ -52,6 +53,7 @@ class EndpointGoal(Goal):
 
 @goal_rule
 async def serve_endpoint(
+    console: Console,
     options: EndpointSubsystem,
     engine: TritonEngine,
     publish: TritonPublishSubsystem,
@@ -77,6 +79,7 @@ async def serve_endpoint(
             extra_env=FrozenDict(aws_env),
         ),
     )
+    console.print_stderr(f"Serving the {options.stage} store {store} (Ctrl-C stops it)")
     result = await Effect(
         InteractiveProcessResult, InteractiveProcess, InteractiveProcess.from_process(process)
     )
