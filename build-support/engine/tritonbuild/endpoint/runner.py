@@ -190,6 +190,12 @@ class LocalEndpoint:
                 self.stop()
                 raise EndpointError(f"the endpoint was not ready within {_STARTUP_TIMEOUT_S:.0f} s")
 
+    @property
+    def pid(self) -> int:
+        """The first process of the namespaces (`unshare`)."""
+        assert self._process is not None, "start() first"
+        return self._process.pid
+
     def wait(self) -> int:
         """Block until the server inside ends; its exit status."""
         assert self._process is not None
