@@ -183,6 +183,7 @@ def test_a_507_unloads_idle_models_and_loads_again(command: Command) -> None:
 
 
 def test_sigterm_drains_and_leaves_nothing_behind(command: Command) -> None:
+    assert outputs(_invoke(command, "ballast_c_1.tar.gz", [1.0])["Body"].read()) == [2.0]
     answers: list[Any] = []
     slow = threading.Thread(
         target=lambda: answers.append(_invoke(command, "ballast_c_1.tar.gz", [102.0]))
