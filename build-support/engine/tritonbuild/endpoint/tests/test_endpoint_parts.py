@@ -21,6 +21,7 @@ from tritonbuild.endpoint.protocol import (
     error_body,
     model_error,
 )
+from tritonbuild.endpoint.source import ArchiveCache
 
 
 def _botocore_parse(error: ApiError) -> dict[str, object]:
@@ -122,3 +123,43 @@ def test_capture_follows_the_s3_key_layout(tmp_path: Path) -> None:
         "data": "AAE=",
         "encoding": "BASE64",
     }
+
+
+class _CountingSource:
+    """An S3-like source: every download is counted, keys hold `size` bytes each."""
+
+    url = "s3://bucket/staging"
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.calls = 0
+
+    def url_for(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def download(self, key: str, target: Path) -> int:
+        self.calls += 1
+        target.write_bytes(b"x" * self.size)
+        return self.size
+
+
+def test_the_disk_cache_downloads_once_and_drops_the_least_recently_used(tmp_path: Path) -> None:
+    source = _CountingSource(size=1000)
+    cache = ArchiveCache(tmp_path, budget_bytes=2500)
+    first = cache.fetch(source, "a_1.tar.gz")
+    assert first.downloaded and source.calls == 1
+    cache.release(first.path)
+    again = cache.fetch(source, "a_1.tar.gz")
+    assert not again.downloaded and source.calls == 1
+    cache.release(again.path)
+    b = cache.fetch(source, "b_1.tar.gz")
+    cache.release(b.path)
+    pinned = cache.fetch(source, "c_1.tar.gz")
+    assert not first.path.exists(), "the least recently used archive goes past the budget"
+    assert b.path.exists() and pinned.path.exists()
+    d = cache.fetch(source, "d_1.tar.gz")
+    assert pinned.path.exists(), "an archive a load is reading is never dropped"
+    assert not b.path.exists() and d.path.exists()
