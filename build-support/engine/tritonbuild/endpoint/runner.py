@@ -26,7 +26,7 @@ from typing import IO
 from tritonbuild.endpoint import EndpointError
 from tritonbuild.endpoint.broker import Preparer, serve_broker
 from tritonbuild.endpoint.source import ArchiveCache, open_source
-from tritonbuild.publish.destination import Destination
+from tritonbuild.publish.destination import Destination, LocalDestination
 from tritonbuild.triton.cli import _die_with_parent, _host_python_dict, _stop_child
 from tritonbuild.triton.namespace import isolated_command, isolation_problem
 from tritonbuild.triton.onnx_standin import default_cache_dir
@@ -85,6 +85,13 @@ class LocalEndpoint:
             raise EndpointError(f"--capture-percent {config.capture_percent:g}: must be 0-100")
         if config.wait_limit_s <= 0:
             raise EndpointError(f"--wait-limit {config.wait_limit_s:g}: must be positive")
+        destination = config.destination
+        if isinstance(destination, LocalDestination) and not destination.path.is_dir():
+            raise EndpointError(
+                f"the store folder {destination.path} does not exist: nothing is published "
+                f"there yet (`ci/pipeline.sh --all` or `./pants publish` fills "
+                f".published/{config.stage}), or give --store"
+            )
         problem = isolation_problem()
         if problem:
             raise EndpointError(

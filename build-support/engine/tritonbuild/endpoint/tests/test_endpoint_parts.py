@@ -97,6 +97,15 @@ def test_bad_options_are_clear_errors(
     assert says in error and "Traceback" not in error
 
 
+def test_a_missing_store_folder_says_how_to_fill_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["endpoint", f"--store={tmp_path / 'published' / 'staging'}"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'published' / 'staging'} does not exist" in error
+    assert "ci/pipeline.sh --all" in error
+
+
 def test_a_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
