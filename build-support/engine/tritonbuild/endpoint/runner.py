@@ -35,6 +35,7 @@ from tritonbuild.triton.server import RELEASE_STUB_PYTHON, find_python, locate_t
 __all__ = ["EndpointConfig", "LocalEndpoint", "machine_memory"]
 
 _STARTUP_TIMEOUT_S = 120.0
+_RUN_DIR_PREFIX = "tritonbuild-endpoint-"
 _STOP_GRACE_S = 60.0
 
 
@@ -115,7 +116,8 @@ class LocalEndpoint:
         host, port = listening.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         ours, theirs = socket.socketpair()
-        self._run_dir = Path(tempfile.mkdtemp(prefix="tritonbuild-endpoint-"))
+        _remove_stale_run_dirs()
+        self._run_dir = Path(tempfile.mkdtemp(prefix=f"{_RUN_DIR_PREFIX}{os.getpid()}-"))
         plan = {
             "listen_fd": listening.fileno(),
             "broker_fd": theirs.fileno(),
@@ -228,3 +230,12 @@ class LocalEndpoint:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
         return code
+
+
+def _remove_stale_run_dirs() -> None:
+    """Run folders of endpoints whose engine was killed before it could delete them (SIGKILL,
+    or a caller that stops waiting): their engine's PID is in the name."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_RUN_DIR_PREFIX}*-*"):
+        owner = folder.name[len(_RUN_DIR_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +26,7 @@ from tritonbuild.endpoint.protocol import (
     error_body,
     model_error,
 )
+from tritonbuild.endpoint.runner import _remove_stale_run_dirs
 from tritonbuild.endpoint.source import ArchiveCache
 
 
@@ -172,3 +178,20 @@ def test_the_disk_cache_downloads_once_and_drops_the_least_recently_used(tmp_pat
     d = cache.fetch(source, "d_1.tar.gz")
     assert pinned.path.exists(), "an archive a load is reading is never dropped"
     assert not b.path.exists() and d.path.exists()
+
+
+def test_run_folders_of_killed_engines_are_removed_and_live_ones_kept() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = Path(tempfile.mkdtemp(prefix=f"tritonbuild-endpoint-{finished.stdout.strip()}-"))
+    alive = Path(tempfile.mkdtemp(prefix=f"tritonbuild-endpoint-{os.getpid()}-"))
+    try:
+        _remove_stale_run_dirs()
+        assert not dead.exists() and alive.is_dir()
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
+        shutil.rmtree(dead, ignore_errors=True)
