@@ -61,6 +61,12 @@ def _env_memory(settings: Settings) -> list[SuiteResult]:
     return [run_env_memory(settings)]
 
 
+def _endpoint(settings: Settings) -> list[SuiteResult]:
+    from tritonbench.endpoint import run_endpoint
+
+    return [run_endpoint(settings)]
+
+
 # `monorepo` writes both monorepo.json and env_reuse.json: the env builds are counted in its
 # cold run, which is too costly to repeat for one number.
 SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
@@ -70,6 +76,7 @@ SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
     "serving": _serving,
     "publish": _publish,
     "env_memory": _env_memory,
+    "endpoint": _endpoint,
 }
 
 

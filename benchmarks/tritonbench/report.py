@@ -25,6 +25,7 @@ SUITE_ORDER = (
     "serving",
     "publish",
     "env_memory",
+    "endpoint",
 )
 
 
@@ -397,6 +398,37 @@ def _env_memory(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _endpoint(doc: dict[str, Any]) -> list[str]:
+    r, c = doc["results"], doc["config"]
+    hits = r["cache_hit_store_requests"]
+
+    def latency(entry: dict[str, Any]) -> str:
+        return f"p50 {entry['p50_ms']:g} ms, p90 {entry['p90_ms']:g} ms (n={entry['n']})"
+
+    return [
+        f"{c['model']}; {c['client']}; {c['rounds']} rounds of {c['requests_per_round']}.",
+        "",
+        *_table(
+            ["measure", "value"],
+            [
+                ["client -> endpoint -> Triton", latency(r["endpoint_latency"])],
+                ["client -> Triton's SageMaker port directly", latency(r["direct_latency"])],
+                ["Triton as the endpoint's kept-alive call saw it", latency(r["triton_latency"])],
+                [
+                    "overhead p50 per pair of rounds (ms)",
+                    ", ".join(f"{v:g}" for v in r["overhead_p50_ms_per_round"]),
+                ],
+                [
+                    "store requests: first call / during cache hits",
+                    f"{hits['first_call']:g} / {hits['during_hits']:g} ({hits['hits']} hits, S3 on moto)",
+                ],
+                [f"cold first call ({c['cold_store']})", _spread(r["cold_first_call_s"])],
+                ["test-triton: stage + load", _spread(r["test_triton_stage_and_load_s"])],
+            ],
+        ),
+    ]
+
+
 _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "monorepo": ("1. Monorepo scale", _monorepo),
     "env_reuse": ("2. Env reuse", _env_reuse),
@@ -405,6 +437,7 @@ _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "serving": ("5. Serving", _serving),
     "publish": ("6. Publish", _publish),
     "env_memory": ("7. Env memory", _env_memory),
+    "endpoint": ("8. Local endpoint", _endpoint),
 }
 
 

@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "tritonbuild.package",
     "tritonbuild.triton.cli",
     "tritonbuild.publish.cli",
+    "tritonbuild.endpoint.cli",
 )
 
 USER_ERROR_EXIT = 2

@@ -1,0 +1,161 @@
+"""`python -m tritonbuild endpoint`: serve a stage's store as one SageMaker MME instance.
+
+    python -m tritonbuild endpoint                      # .published/staging on 127.0.0.1:8080
+    python -m tritonbuild endpoint --store s3://bucket/prefix --endpoint-url http://127.0.0.1:9000
+
+Runs until Ctrl-C or SIGTERM, then drains in-flight requests, stops Triton and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tritonbuild.endpoint import EndpointError
+from tritonbuild.endpoint.memory import parse_budget, parse_size
+from tritonbuild.endpoint.runner import EndpointConfig, LocalEndpoint
+from tritonbuild.publish.destination import (
+    STAGES,
+    find_repo_root,
+    parse_destination,
+    stage_destination_text,
+)
+from tritonbuild.triton.server import RELEASE_STUB_PYTHON
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "endpoint",
+        help="serve a stage's published archives as a local SageMaker multi-model endpoint",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "--stage",
+        choices=STAGES,
+        default="staging",
+        help="serve this stage's store (default staging: $TRITONBUILD_STAGING_DESTINATION, else "
+        ".published/staging in the repository)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="the store instead of the stage's: s3://bucket/prefix[?endpoint_url=...], "
+        "file://folder or a folder",
+    )
+    parser.add_argument("--endpoint-url", metavar="URL", help="S3-compatible store endpoint")
+    parser.add_argument("--region", help="AWS region of the store's bucket")
+    parser.add_argument("--profile", help="AWS profile for the store")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)"
+    )
+    parser.add_argument("--name", help="the EndpointName callers use (default local-<stage>)")
+    parser.add_argument("--variant", default="AllTraffic", help="the variant name (AllTraffic)")
+    parser.add_argument(
+        "--memory-budget",
+        metavar="SIZE|INSTANCE",
+        help="memory for the server and its models, e.g. 900MiB, 16GiB or ml.g5.xlarge (its "
+        "memory); default: this machine's",
+    )
+    parser.add_argument(
+        "--disk-budget",
+        metavar="SIZE",
+        default="10GiB",
+        help="downloaded archives kept on disk (default 10GiB; least recently used go first)",
+    )
+    parser.add_argument(
+        "--wait-limit",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a call waits for its model to load before ModelNotReadyException (429); "
+        "default 60, as SageMaker",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="downloaded archives and the ONNX stand-in env (default $XDG_CACHE_HOME/tritonbuild)",
+    )
+    parser.add_argument(
+        "--capture-dir",
+        type=Path,
+        help="turn data capture on: JSON Lines under DIR/<endpoint>/<variant>/yyyy/mm/dd/hh/",
+    )
+    parser.add_argument(
+        "--capture-percent",
+        type=float,
+        default=100.0,
+        metavar="P",
+        help="share of invocations captured, 0-100 (default 100 when --capture-dir is set)",
+    )
+    parser.add_argument(
+        "--stub-python",
+        default=RELEASE_STUB_PYTHON,
+        metavar="X.Y",
+        help=f"the python backend stub's Python (default {RELEASE_STUB_PYTHON}, Triton 24.10's)",
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> EndpointConfig:
+    text = args.store or stage_destination_text(args.stage, os.environ, find_repo_root(Path.cwd()))
+    destination = parse_destination(
+        text, region=args.region, profile=args.profile, endpoint_url=args.endpoint_url
+    )
+    if not 0 <= args.port <= 65535:
+        raise EndpointError(f"--port {args.port}: must be 0-65535")
+    options: dict[str, Any] = {}
+    if args.memory_budget:
+        options["memory_budget"] = parse_budget(args.memory_budget)
+    return EndpointConfig(
+        destination=destination,
+        stage=args.stage,
+        name=args.name,
+        variant=args.variant,
+        host=args.host,
+        port=args.port,
+        disk_budget=parse_size(args.disk_budget, "--disk-budget"),
+        wait_limit_s=args.wait_limit,
+        cache_dir=args.cache_dir,
+        capture_dir=args.capture_dir,
+        capture_percent=args.capture_percent,
+        stub_python=args.stub_python,
+        **options,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    endpoint = LocalEndpoint(config)
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        url = endpoint.start()
+        print(
+            f"endpoint {config.endpoint_name!r} (variant {config.variant}) serving "
+            f"{config.destination} at {url}\n"
+            f"  metrics: {url}/metrics; memory budget {config.memory_budget / 2**20:.0f} MiB; "
+            f"Ctrl-C or SIGTERM stops it",
+            flush=True,
+        )
+        code = endpoint.wait()
+        return 0 if code == 0 else 1
+    except KeyboardInterrupt:
+        stopped = endpoint.stop()
+        print(f"endpoint stopped (exit code {stopped})", file=sys.stderr, flush=True)
+        return 0 if stopped == 0 else 1
+    finally:
+        endpoint.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
