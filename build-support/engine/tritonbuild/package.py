@@ -49,6 +49,7 @@ from tritonbuild.modeldir import (
     Step,
 )
 from tritonbuild.validate import require_valid
+from tritoncontract.names import ENV_FILE_NAME
 from tritonlib.model_config import ModelConfigError, parse_model_config
 
 __all__ = [
@@ -60,7 +61,6 @@ __all__ = [
     "add_parser",
 ]
 
-ENV_FILE_NAME = "python_env.tar.gz"
 SHARED_ENV_PATH = f"{MODEL_DIRECTORY_KEYWORD}/../{ENV_FILE_NAME}"
 _EXCLUDED_NAMES = {"__pycache__", "tests", "BUILD", "BUILD.pants"}
 _EXCLUDED_SUFFIXES = (".dvc", ".pyc")
