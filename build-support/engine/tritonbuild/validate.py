@@ -9,6 +9,7 @@ what SageMaker's multi-model front end does with the archive (`sagemaker_server.
 from __future__ import annotations
 
 import argparse
+import json
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
@@ -823,6 +824,13 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("model_dirs", nargs="+", type=Path, metavar="MODEL_DIR")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write, for each valid model, the steps that get an execution environment "
+        "(its python-backend steps, read from config.pbtxt)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -831,9 +839,17 @@ def _run(args: argparse.Namespace) -> int:
     if problems:
         print(format_problems(problems))
         return 2
-    for path in args.model_dirs:
-        model = discover(path)
+    models = [discover(path) for path in args.model_dirs]
+    for path, model in zip(args.model_dirs, models):
         steps = ", ".join(step.name for step in model.steps)
         entry = model.entry_point.name if model.entry_point else "?"
         print(f"ok: {path} (version {model.version}; steps {steps}; entry point {entry})")
+    if args.json:
+        # The one rule for which steps get an env, for callers that must not guess it (the
+        # Pants plugin): the python-backend steps by their config, whatever their file names.
+        summary = {
+            str(path): {"python_steps": [step.name for step in model.python_steps]}
+            for path, model in zip(args.model_dirs, models)
+        }
+        args.json.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", "utf-8")
     return 0

@@ -230,7 +230,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, python_env_310: Path, kit: Any
     ):
         args += ["--model", f"{archives[name]}={cases / folder}"]
     result = kit.run_cli(
-        [*args, "--report", str(report_path), "--repeats", "3"], env={"TMPDIR": str(run_tmp)}
+        [*args, "--stub-python", "3.10", "--report", str(report_path), "--repeats", "3"],
+        env={"TMPDIR": str(run_tmp)},
     )
     print(result.stdout, result.stderr, sep="\n")
     report = json.loads(report_path.read_text(encoding="utf-8"))
