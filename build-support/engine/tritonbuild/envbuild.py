@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 from tritonbuild.archive import DENSE_COMPRESS_LEVEL, default_threads, tree_entries, write_tar_gz
 from tritonbuild.elf import ElfPatchError, read_elf, rewrite_runpath, sniff
 from tritonbuild.errors import EnvBuildError
+from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 
 __all__ = [
     "ENV_MANIFEST_NAME",

@@ -6,6 +6,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+
 from tritonlib.harness import InferenceError, Pipeline
 from tritonlib.runtime import StepError
 

@@ -6,8 +6,9 @@ from types import ModuleType
 from typing import Any, Iterator
 
 import numpy as np
-from numpy.typing import NDArray
 import pytest
+from numpy.typing import NDArray
+
 from tritonlib.harness import InferenceError, Pipeline
 from tritonlib.runtime import StepError
 

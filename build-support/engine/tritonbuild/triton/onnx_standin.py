@@ -21,8 +21,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 from tritonbuild.modeldir import CONFIG_FILE, ENV_PATH_PARAMETER
+from tritonbuild.pip_isolation import pip_cert_args, pip_environment
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.probe import probe_line
 from tritonbuild.triton.server import HostPython
