@@ -2,7 +2,7 @@
 
 Deterministic (fixed split and seeds): a rerun writes the same weights and the same cases.
 Run from anywhere: `python models/digit_classifier/train.py` or
-`./pants run models/digit_classifier:train`. It ends with `dvc add` of the weights; then
+`./pants run models/digit_classifier/train.py`. It ends with `dvc add` of the weights; then
 `dvc push` and commit the `.dvc` file.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import onnx
 import onnxruntime
+from numpy.typing import NDArray
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 from sklearn.datasets import load_digits

@@ -1,7 +1,7 @@
 """Train the risk score on scikit-learn's breast cancer data, export it to ONNX, refresh the cases.
 
 Deterministic (fixed split and seeds): a rerun writes the same weights and the same cases.
-Run from anywhere: `python models/risk_score/train.py` or `./pants run models/risk_score:train`.
+Run from anywhere: `python models/risk_score/train.py` or `./pants run models/risk_score/train.py`.
 It ends with `dvc add` of the weights; then `dvc push` and commit the `.dvc` file.
 """
 
@@ -18,9 +18,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import onnx
 import onnxruntime
+from numpy.typing import NDArray
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 from sklearn.datasets import load_breast_cancer
