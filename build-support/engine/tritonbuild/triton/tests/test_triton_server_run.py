@@ -316,7 +316,10 @@ def test_ctrl_c_stops_the_server_and_its_stubs(tmp_path: Path, kit: Any) -> None
     run_tmp = tmp_path / "tmp"
     run_tmp.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tritonbuild.triton.cli", "--model", f"{archive}={cases}"],
+        [
+            *(sys.executable, "-m", "tritonbuild.triton.cli"),
+            *("--model", f"{archive}={cases}", "--stub-python", "3.10"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
