@@ -8,6 +8,13 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ " $* " == *" --all "* ]]; then
   export CI_FULL=1
 fi
+# `--local-store`: publish to the local folder store `.published/<stage>/` (git-ignored), chosen
+# in the open. Without it, `publish` needs a configured destination ([triton-publish] in
+# pants.toml or PANTS_TRITON_PUBLISH_*), and fails without one.
+if [[ " $* " == *" --local-store "* ]]; then
+  export PANTS_TRITON_PUBLISH_STAGING="file://.published/staging"
+  export PANTS_TRITON_PUBLISH_PRODUCTION="file://.published/production"
+fi
 cd "${repo_root}"
 
 log() { echo "[ci] $*" >&2; }

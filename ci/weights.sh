@@ -4,7 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # shellcheck disable=SC2046
-mapfile -t model_dirs < <(./pants $(changed_options) --filter-target-type=triton_model list $(changed_specs) |
+mapfile -t model_dirs < <(./pants $(changed_options) --filter-target-type=triton_model_archive list $(changed_specs) |
   sed -e 's/:.*$//' | sort -u)
 if [[ ${#model_dirs[@]} -eq 0 ]]; then
   log "no model changed: no weights to pull"

@@ -9,14 +9,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tritonbench.common import (
-    BenchError,
-    Settings,
-    SuiteResult,
-    load_average,
-    log,
-    write_result,
-)
+from tritonbench.common import BenchError, Settings, SuiteResult, load_average, log, write_result
 from tritonbench.report import update_benchmarks_md
 
 __all__ = ["SUITES", "main"]

@@ -282,10 +282,14 @@ def run_command(
 
 
 def engine_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for `python -m tritonbuild`: the repository's two source roots."""
+    """The environment for `python -m tritonbuild`: the repository's source roots it imports."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT / "libs"), str(REPO_ROOT / "build-support" / "engine")]
+        [
+            str(REPO_ROOT / "libs"),
+            str(REPO_ROOT / "build-support" / "engine"),
+            str(REPO_ROOT / "build-support" / "contract"),
+        ]
     )
     env["PYTHONNOUSERSITE"] = "1"
     if extra:

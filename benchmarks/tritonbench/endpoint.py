@@ -39,7 +39,11 @@ from tritonbench.common import (
     spread,
 )
 from tritonbench.models import build_env, package_model
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
 from tritonlib.client import container_model_name
+
+# The stub of the release the local tritonserver is.
+_STUB = stub_python(LOCAL_SERVER_RELEASE)
 
 __all__ = ["run_endpoint"]
 
@@ -70,7 +74,9 @@ def run_endpoint(settings: Settings) -> SuiteResult:
         endpoint_ms: list[float] = []
         triton_ms: list[float] = []
         direct_ms: list[float] = []
-        with running_endpoint(root / "store", port=0, cache_dir=root / "cache") as endpoint:
+        with running_endpoint(
+            root / "store", port=0, cache_dir=root / "cache", stub_python=_STUB
+        ) as endpoint:
             _warm(endpoint.url, endpoint.name, target, body)
             inner, port = _triton_inside(endpoint.endpoint.pid)
             for number in range(rounds):
@@ -299,7 +305,9 @@ def _cache_hit_store_calls(
         s3.upload_file(str(archive), "bench", f"staging/{archive.name}")
         store = f"s3://bench/staging?endpoint_url={s3_url}&region=us-east-1"
         hits = settings.pick(200, 20)
-        with running_endpoint(store, port=0, cache_dir=root / "s3-cache") as endpoint:
+        with running_endpoint(
+            store, port=0, cache_dir=root / "s3-cache", stub_python=_STUB
+        ) as endpoint:
             _warm(endpoint.url, endpoint.name, archive.name, body)
             first = _metric(endpoint.url, "tritonbuild_endpoint_store_requests_total")
             connection = _connection(endpoint.url)
@@ -327,7 +335,11 @@ def _cold_first_call(root: Path, archive: Path, body: bytes, repeat: int) -> flo
     from tritonbuild.endpoint.api import running_endpoint
 
     with running_endpoint(
-        archive.parent, port=0, cache_dir=root / f"cold-{repeat}", wait_limit_s=600
+        archive.parent,
+        port=0,
+        cache_dir=root / f"cold-{repeat}",
+        wait_limit_s=600,
+        stub_python=_STUB,
     ) as endpoint:
         connection = _connection(endpoint.url)
         try:

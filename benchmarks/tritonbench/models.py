@@ -14,11 +14,12 @@ import shutil
 from pathlib import Path
 
 from tritonbench.common import REPO_ROOT, BenchError, Settings, engine_environment, run_command
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
 
 __all__ = ["STUB_PYTHON", "copy_model", "build_env", "package_model"]
 
-# Triton r24.10 (the server in nvidia-pytriton 0.7.0) runs python steps with CPython 3.10.
-STUB_PYTHON = "3.10"
+# The stub of the local server's release (the tritonserver in nvidia-pytriton).
+STUB_PYTHON = stub_python(LOCAL_SERVER_RELEASE)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 
 

@@ -7,12 +7,15 @@ truly cold (every wheel downloaded, every PEX and env built, pantsd started). Wh
 stated in the result: the `./pants` bootstrap (its CPython 3.9, Pants' virtualenv, pex.pex), the
 pyenv interpreters, and the operating system's file cache.
 
-The same cold run counts the env builds: each one is a `Pack a Python X.Y env with conda-pack`
-process in Pants' log, and there should be one per distinct (requirements, first-party code).
+The same cold run counts the env builds, and there should be one per distinct (requirements,
+first-party code). They are read from Pants' workunit log (the `workunit_logger` backend, JSON), by
+the canonical names the plugin gives its rules (`tritoncontract.names`), never from the wording of
+a log line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -33,15 +36,14 @@ from tritonbench.common import (
     spread,
 )
 from tritonbench.models import copy_model
+from tritoncontract.names import ENV_BUILD_RULE, PACKAGE_RULE
 
 __all__ = ["run_monorepo", "count_env_builds", "requirement_sets", "parse_counters"]
 
 _TEMPLATE_MODEL = "digit_classifier"
 _EDITED_STEP = Path("postprocess") / "1" / "model.py"
-_ENV_LINE = re.compile(
-    r"^(\d\d:\d\d:\d\d\.\d+) \[INFO\] (Starting|Completed): Pack a Python (\S+) env"
-)
-_ARCHIVE_LINE = re.compile(r"Completed: Write the archive of (\S+)")
+# Pants' own backend that writes every workunit of a run to `<logdir>/<run id>.json`.
+_WORKUNIT_LOGGER = "--backend-packages=+['pants.backend.experimental.tools.workunit_logger']"
 _PACKAGED_LINE = re.compile(r"^\S+ dist/(\S+\.tar\.gz)\s", re.M)
 _FIRST_PARTY_IMPORT = re.compile(r"^\s*(?:from|import)\s+(tritonlib(?:\.\w+)*)", re.M)
 _COUNTER_LINE = re.compile(r"^\s+([a-z_]+): (\d+)$")
@@ -93,7 +95,20 @@ def run_monorepo(settings: Settings) -> list[SuiteResult]:
         }
 
         log("monorepo: cold `./pants package-triton ::` (downloads, builds, pantsd start)")
-        cold_s, cold_output = _pants(clone, env, ["--stats-log", "package-triton", "::"])
+        workunit_dir = root / "workunits"
+        workunit_dir.mkdir(parents=True, exist_ok=True)
+        cold_s, cold_output = _pants(
+            clone,
+            env,
+            [
+                "--workunit-logger-enabled",
+                f"--workunit-logger-logdir={workunit_dir}",
+                "--stats-log",
+                "package-triton",
+                "::",
+            ],
+        )
+        cold_workunits = read_workunits(workunit_dir)
         packaged = _PACKAGED_LINE.findall(cold_output)
         if len(packaged) != len(all_models):
             raise BenchError(
@@ -174,16 +189,16 @@ def run_monorepo(settings: Settings) -> list[SuiteResult]:
             "models_total": len(all_models),
             "set_means": "same requirements.txt lines and same first-party modules imported",
             "counted_from": (
-                "`Completed: Pack a Python X.Y env with conda-pack` lines of `./pants "
-                "--no-dynamic-ui package-triton ::`"
+                f"workunits named {ENV_BUILD_RULE} in Pants' workunit log of the cold "
+                "`./pants package-triton ::` (--workunit-logger-enabled)"
             ),
         }
-        builds = count_env_builds(cold_output)
+        builds = count_env_builds(cold_workunits)
         sets = requirement_sets(clone / "models")
         env_reuse.results = {
             "env_builds": builds["count"],
             "env_build_seconds": builds["seconds"],
-            "archives_written": len(_ARCHIVE_LINE.findall(cold_output)),
+            "archives_written": sum(1 for w in cold_workunits if w.get("name") == PACKAGE_RULE),
             "python_models": sum(len(members) for members in sets.values()),
             "requirement_sets": {
                 key: _abbreviate(members) for key, members in sorted(sets.items())
@@ -253,8 +268,9 @@ def _pants_environment(caches: Path, *, fresh_named_caches: bool) -> dict[str, s
 
 
 def _pants(clone: Path, env: dict[str, str], args: list[str]) -> tuple[float, str]:
+    # The same backends on every run, so that one pantsd serves them all.
     return run_command(
-        ["./pants", *args],
+        ["./pants", _WORKUNIT_LOGGER, *args],
         cwd=clone,
         env=env,
         timeout_s=_PANTS_TIMEOUT_S,
@@ -290,26 +306,25 @@ def _stop_pantsd(clone: Path) -> None:
             time.sleep(0.2)
 
 
-def count_env_builds(pants_output: str) -> dict[str, Any]:
-    """How many env builds ran, and how long each took (start and end lines paired in order)."""
-    starts: dict[str, list[float]] = {}
-    seconds: list[float] = []
-    count = 0
-    for line in pants_output.splitlines():
-        match = _ENV_LINE.match(line)
-        if match is None:
-            continue
-        clock, event, version = match.groups()
-        hours, minutes, rest = clock.split(":")
-        at = int(hours) * 3600 + int(minutes) * 60 + float(rest)
-        if event == "Starting":
-            starts.setdefault(version, []).append(at)
-        else:
-            count += 1
-            pending = starts.get(version)
-            if pending:
-                seconds.append(round((at - pending.pop(0)) % 86400, 2))
-    return {"count": count, "seconds": seconds}
+def read_workunits(logdir: Path) -> list[dict[str, Any]]:
+    """The workunits of the one Pants run that wrote into `logdir`."""
+    logs = sorted(logdir.glob("*.json"))
+    if len(logs) != 1:
+        raise BenchError(f"{logdir}: expected one workunit log, found {len(logs)}")
+    workunits: list[dict[str, Any]] = json.loads(logs[0].read_text(encoding="utf-8"))
+    return workunits
+
+
+def count_env_builds(workunits: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many env builds ran, and how long each took, in the order they started."""
+    builds = sorted(
+        (w for w in workunits if w.get("name") == ENV_BUILD_RULE),
+        key=lambda w: (w.get("start_secs", 0), w.get("start_nanos", 0)),
+    )
+    seconds = [
+        round(w.get("duration_secs", 0) + w.get("duration_nanos", 0) / 1e9, 2) for w in builds
+    ]
+    return {"count": len(builds), "seconds": seconds}
 
 
 def requirement_sets(models_dir: Path) -> dict[str, list[str]]:

@@ -59,6 +59,7 @@ from tritonbuild.triton.server import (
     prepare_backend_dir,
     server_environment,
 )
+from tritoncontract.names import ENV_FILE_NAME
 from tritonlib import standin
 from tritonlib.client import InferenceClient, TritonGrpcClient, TritonHttpClient
 from tritonlib.harness import Pipeline
@@ -223,7 +224,7 @@ def _targets(latency: dict[str, Any], overhead: dict[str, Any]) -> list[Target]:
 
 
 def _prepare_repository(settings: Settings, root: Path) -> Path:
-    env = build_env(settings, _MODEL / "requirements.txt", root / "python_env.tar.gz")
+    env = build_env(settings, _MODEL / "requirements.txt", root / ENV_FILE_NAME)
     archive = package_model(settings, _MODEL, env, root / "dist")
     repository = root / "repository"
     with tarfile.open(archive, "r:gz") as tar:

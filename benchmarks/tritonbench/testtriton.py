@@ -27,9 +27,10 @@ from tritonbench.common import (
     run_command,
     spread,
 )
-from tritonbench.models import build_env, copy_model, package_model
+from tritonbench.models import STUB_PYTHON, build_env, copy_model, package_model
 from tritonbuild.triton import sagemaker
 from tritonbuild.triton.sagemaker import inspect_archive
+from tritoncontract.names import ENV_FILE_NAME
 
 __all__ = ["run_test_triton"]
 
@@ -45,7 +46,7 @@ def run_test_triton(settings: Settings) -> SuiteResult:
     root.mkdir(parents=True)
     try:
         log(f"test_triton: building one env and {count} archives of {_TEMPLATE.name} copies")
-        env = build_env(settings, _TEMPLATE / "requirements.txt", root / "python_env.tar.gz")
+        env = build_env(settings, _TEMPLATE / "requirements.txt", root / ENV_FILE_NAME)
         models: list[tuple[Path, Path]] = []
         for index in range(count):
             folder = copy_model(_TEMPLATE, root / "models", f"tl_{index:02d}")
@@ -123,6 +124,7 @@ def _test_triton(
     command = [str(settings.python), "-m", "tritonbuild", "test-triton"]
     for archive, cases in models:
         command.append(f"--model={archive}={cases}")
+    command.append(f"--stub-python={STUB_PYTHON}")
     command.append(f"--report={report_path}")
     seconds, _ = run_command(
         command, cwd=root, env=engine_environment(), what=f"test-triton ({label})", timeout_s=1200

@@ -16,11 +16,7 @@ from typing import Any
 
 from tritonclient.grpc import model_config_pb2
 
-from tritonlib.model_folder import (
-    ENV_PATH_PARAMETER,
-    ModelFolder,
-    Step,
-)
+from tritonlib.model_folder import ENV_PATH_PARAMETER, ModelFolder, Step
 
 __all__ = [
     "Problem",

@@ -36,7 +36,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tritonlib.datatypes import UnknownDatatypeError, to_numpy_dtype
-
 from tritonlib.envinfo import format_env_line
 
 __all__ = ["StepError", "StepContext", "StepLogger", "serve", "Arrays"]

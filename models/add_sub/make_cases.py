@@ -1,6 +1,6 @@
 """Writes tests/cases/*.json: inputs chosen here, expected outputs computed by numpy.
 
-Run: `./pants run models/add_sub:make_cases`.
+Run: `./pants run models/add_sub/make_cases.py`.
 """
 
 import json

@@ -2,7 +2,7 @@
 
 Deterministic (fixed split and seeds): a rerun writes the same weights and the same cases.
 Run from anywhere: `python models/digit_classifier/train.py` or
-`./pants run models/digit_classifier:train`. It ends with `dvc add` of the weights; then
+`./pants run models/digit_classifier/train.py`. It ends with `dvc add` of the weights; then
 `dvc push` and commit the `.dvc` file. What every training script does is `tritonlib.training`.
 """
 

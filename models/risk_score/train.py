@@ -1,7 +1,7 @@
 """Train the risk score on scikit-learn's breast cancer data, export it to ONNX, refresh the cases.
 
 Deterministic (fixed split and seeds): a rerun writes the same weights and the same cases.
-Run from anywhere: `python models/risk_score/train.py` or `./pants run models/risk_score:train`.
+Run from anywhere: `python models/risk_score/train.py` or `./pants run models/risk_score/train.py`.
 It ends with `dvc add` of the weights; then `dvc push` and commit the `.dvc` file. What every
 training script does is `tritonlib.training`.
 """

@@ -2,7 +2,7 @@
 
 The model has nothing to train (langdetect ships its language profiles), so this script only
 writes the cases. Run from anywhere: `python models/text_language/make_cases.py` or
-`./pants run models/text_language:make_cases`.
+`./pants run models/text_language/make_cases.py`.
 """
 
 from __future__ import annotations

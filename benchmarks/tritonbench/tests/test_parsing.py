@@ -1,17 +1,14 @@
 """The suites' parsing and statistics, on fixed inputs (no timing is asserted anywhere)."""
 
+import json
 from pathlib import Path
 
 from tritonbench.common import latency_summary, spread
 from tritonbench.envmemory import env_shape
-from tritonbench.monorepo import count_env_builds, parse_counters, requirement_sets
+from tritonbench.monorepo import count_env_builds, parse_counters, read_workunits, requirement_sets
+from tritoncontract.names import ENV_BUILD_RULE, PACKAGE_RULE
 
 PANTS_OUTPUT = """\
-04:52:44.56 [INFO] Starting: Pack a Python 3.10 env with conda-pack
-04:52:45.00 [INFO] Starting: Pack a Python 3.10 env with conda-pack
-04:52:53.96 [INFO] Completed: Pack a Python 3.10 env with conda-pack
-04:52:55.50 [INFO] Completed: Pack a Python 3.10 env with conda-pack
-04:52:56.83 [INFO] Completed: Write the archive of models/a
 ✓ dist/a_1.tar.gz  32.9 MiB  env 33.2 MiB (Python 3.10.13)  sha256 34a0
 04:52:57.17 [INFO] Counters:
   local_cache_requests: 3
@@ -21,10 +18,29 @@ PANTS_OUTPUT = """\
 """
 
 
-def test_env_builds_are_counted_and_paired_in_order() -> None:
-    builds = count_env_builds(PANTS_OUTPUT)
-    assert builds["count"] == 2
-    assert builds["seconds"] == [9.4, 10.5]
+def test_env_builds_are_counted_from_the_workunit_log_by_rule_name(tmp_path: Path) -> None:
+    workunits = [
+        {
+            "name": ENV_BUILD_RULE,
+            "start_secs": 20,
+            "start_nanos": 0,
+            "duration_secs": 10,
+            "duration_nanos": 500_000_000,
+            "description": "anything",
+        },
+        {
+            "name": ENV_BUILD_RULE,
+            "start_secs": 10,
+            "start_nanos": 0,
+            "duration_secs": 9,
+            "duration_nanos": 400_000_000,
+        },
+        {"name": PACKAGE_RULE, "start_secs": 31, "duration_secs": 1},
+        {"name": "process", "description": "Pack a Python 3.10 env", "duration_secs": 8},
+    ]
+    (tmp_path / "run-1.json").write_text(json.dumps(workunits))
+    builds = count_env_builds(read_workunits(tmp_path))
+    assert builds == {"count": 2, "seconds": [9.4, 10.5]}
 
 
 def test_counters_block_is_parsed_and_ends_at_the_next_log_line() -> None:

@@ -42,6 +42,7 @@ from tritonbuild.envbuild import EnvManifest, read_env_manifest
 from tritonbuild.errors import PackageError
 from tritonbuild.stubcompat import parse_release, stub_problems
 from tritonbuild.validate import require_valid
+from tritoncontract.names import ENV_FILE_NAME
 from tritonlib.model_config import ModelConfigError, parse_model_config
 from tritonlib.model_folder import (
     CONFIG_FILE,
@@ -61,7 +62,6 @@ __all__ = [
     "add_parser",
 ]
 
-ENV_FILE_NAME = "python_env.tar.gz"
 SHARED_ENV_PATH = f"{MODEL_DIRECTORY_KEYWORD}/../{ENV_FILE_NAME}"
 _EXCLUDED_NAMES = {"__pycache__", "tests", "BUILD", "BUILD.pants"}
 _EXCLUDED_SUFFIXES = (".dvc", ".pyc")

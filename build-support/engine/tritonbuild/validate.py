@@ -11,6 +11,7 @@ files, and cases that fit the model.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,13 +28,7 @@ from tritonlib.model_checks import (
     format_problems,
     type_name,
 )
-from tritonlib.model_folder import (
-    CONFIG_FILE,
-    VERSION_FILE,
-    ModelFolder,
-    Step,
-    read_model_folder,
-)
+from tritonlib.model_folder import CONFIG_FILE, VERSION_FILE, ModelFolder, Step, read_model_folder
 
 __all__ = [
     "Problem",
@@ -332,6 +327,13 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("model_dirs", nargs="+", type=Path, metavar="MODEL_DIR")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="also write, for each valid model, the steps that get an execution environment "
+        "(its python-backend steps, read from config.pbtxt)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -340,9 +342,17 @@ def _run(args: argparse.Namespace) -> int:
     if problems:
         print(format_problems(problems))
         return 2
-    for path in args.model_dirs:
-        model = read_model_folder(path)
+    models = [read_model_folder(path) for path in args.model_dirs]
+    for path, model in zip(args.model_dirs, models):
         steps = ", ".join(step.name for step in model.steps)
         entry = model.entry_point.name if model.entry_point else "?"
         print(f"ok: {path} (version {model.version}; steps {steps}; entry point {entry})")
+    if args.json:
+        # The one rule for which steps get an env, for callers that must not guess it (the
+        # Pants plugin): the python-backend steps by their config, whatever their file names.
+        summary = {
+            str(path): {"python_steps": [step.name for step in model.python_steps]}
+            for path, model in zip(args.model_dirs, models)
+        }
+        args.json.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", "utf-8")
     return 0

@@ -2,14 +2,16 @@
 SageMaker multi-model endpoint does, and check its `tests/cases/*.json`.
 
 The engine process takes the archives and the cases as its only inputs, so Pants caches a
-passing run on their digests: re-running with no change is instant.
+passing run on their digests: re-running with no change is instant. The server runs the
+python-backend stub of `[triton].release` only, as the production image does: an archive whose
+env has another Python never passes.
 """
 
 from __future__ import annotations
 
+from pants.core.util_rules.distdir import DistDir
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.engine.console import Console
-from pants.core.util_rules.distdir import DistDir
 from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, Workspace
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import FallibleProcessResult
@@ -17,13 +19,14 @@ from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import Targets
 from pants.util.logging import LogLevel
 
-from triton_monorepo.engine import TRITONBUILD_CACHE, TritonEngine
+from triton_monorepo.engine import TRITONBUILD_CACHE, EngineProcess
+from triton_monorepo.launcher import Launcher
 from triton_monorepo.package import TritonArchive, TritonModelFieldSet
 from triton_monorepo.subsystems import TritonSubsystem
+from tritoncontract.names import TEST_TRITON_REPORT, server_log_name
+from tritoncontract.releases import UnknownReleaseError
 
 _ARCHIVES_DIR = "archives"
-_REPORT = "test-triton-report.json"
-_SERVER_LOG = "test-triton-report.tritonserver.log"
 
 
 class TestTritonSubsystem(GoalSubsystem):
@@ -43,7 +46,6 @@ class TestTriton(Goal):
 async def test_triton(
     targets: Targets,
     console: Console,
-    engine: TritonEngine,
     triton: TritonSubsystem,
     workspace: Workspace,
     dist_dir: DistDir,
@@ -54,6 +56,11 @@ async def test_triton(
     if not field_sets:
         console.print_stderr("No triton_model targets matched; nothing to test.")
         return TestTriton(exit_code=0)
+    try:
+        stub = triton.stub_python()
+    except UnknownReleaseError as error:
+        console.print_stderr(f"{console.sigil_failed()} {error}")
+        return TestTriton(exit_code=1)
 
     archives = await MultiGet(
         Get(TritonArchive, TritonModelFieldSet, field_set) for field_set in field_sets
@@ -86,24 +93,21 @@ async def test_triton(
         f"--model={_ARCHIVES_DIR}/{archive.relpath}={archive.model_dir}/tests/cases"
         for archive, _ in built
     )
-    launcher_args: tuple[str, ...] = (f"--launcher={triton.launcher.value}",)
-    if triton.launcher.value == "docker":
-        launcher_args += (f"--image={triton.docker_image}",)
     result = await Get(
         FallibleProcessResult,
-        engine.process(
+        EngineProcess(
             (
                 "test-triton",
                 *model_args,
-                *launcher_args,
+                *launcher_args(triton, stub),
                 "--cache-dir=.cache/tritonbuild",
-                f"--report={_REPORT}",
+                f"--report={TEST_TRITON_REPORT}",
             ),
             description=f"Run the cases of {len(built)} model(s) in Triton",
             input_digest=inputs,
             level=LogLevel.INFO,
             append_only_caches=TRITONBUILD_CACHE,
-            output_files=(_REPORT, _SERVER_LOG),
+            output_files=(TEST_TRITON_REPORT, server_log_name(TEST_TRITON_REPORT)),
         ),
     )
     # The JSON report and the server's log land in dist/ for CI to keep.
@@ -112,6 +116,14 @@ async def test_triton(
     if result.exit_code != 0:
         console.print_stderr(result.stderr.decode(errors="replace").rstrip())
     return TestTriton(exit_code=1 if failed or result.exit_code != 0 else 0)
+
+
+def launcher_args(triton: TritonSubsystem, stub: str) -> tuple[str, ...]:
+    """How the engine runs the server: the launcher, the release's stub, the docker image."""
+    args: tuple[str, ...] = (f"--launcher={triton.launcher.value}", f"--stub-python={stub}")
+    if triton.launcher == Launcher.DOCKER:
+        args += (f"--image={triton.docker_image}",)
+    return args
 
 
 def rules() -> list[object]:

@@ -13,15 +13,15 @@ from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import InteractiveProcess, InteractiveProcessResult, Process
-from pants.engine.rules import Effect, Get, collect_rules, goal_rule
-from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.option.option_types import IntOption, StrListOption, StrOption
+from pants.engine.rules import Effect, Get, MultiGet, collect_rules, goal_rule
+from pants.option.option_types import EnumOption, IntOption, StrListOption
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import softwrap
 
-from triton_monorepo.engine import TritonEngine
-from triton_monorepo.publish import _AWS_ENV_VARS as AWS_ENV_VARS
-from triton_monorepo.publish import STAGES, TritonPublishSubsystem
+from triton_monorepo.engine import EngineProcess
+from triton_monorepo.publish import AWS_ENV_VARS, TritonPublishSubsystem
+from triton_monorepo.subsystems import TritonSubsystem
+from tritoncontract.stages import BRANCH_ENV_VARS, Stage
 
 
 class EndpointSubsystem(GoalSubsystem):
@@ -33,8 +33,8 @@ class EndpointSubsystem(GoalSubsystem):
         See docs/endpoint.md.
         """)
 
-    stage = StrOption(
-        default="staging",
+    stage = EnumOption(
+        default=Stage.STAGING,
         help="The stage whose store is served (its `[triton-publish]` destination).",
     )
     port = IntOption(default=8080, help="The port on 127.0.0.1 (0 picks a free one).")
@@ -55,31 +55,33 @@ class EndpointGoal(Goal):
 async def serve_endpoint(
     console: Console,
     options: EndpointSubsystem,
-    engine: TritonEngine,
     publish: TritonPublishSubsystem,
+    triton: TritonSubsystem,
     build_root: BuildRoot,
 ) -> EndpointGoal:
-    if options.stage not in STAGES:
-        raise ValueError(f"--endpoint-stage={options.stage!r}: use one of {', '.join(STAGES)}.")
-    aws_env = await Get(EnvironmentVars, EnvironmentVarsRequest(AWS_ENV_VARS))
-    store = publish.destination(options.stage, build_root.path)
+    aws_env, branch_env = await MultiGet(
+        Get(EnvironmentVars, EnvironmentVarsRequest(AWS_ENV_VARS)),
+        Get(EnvironmentVars, EnvironmentVarsRequest(BRANCH_ENV_VARS)),
+    )
+    stage = options.stage
+    store = publish.destination(stage, build_root.path, in_ci=bool(branch_env.get("CI")))
     process = await Get(
         Process,
-        VenvPexProcess,
-        engine.process(
+        EngineProcess(
             (
                 "endpoint",
-                f"--stage={options.stage}",
+                f"--stage={stage.value}",
                 f"--store={store}",
+                f"--stub-python={triton.stub_python()}",
                 f"--port={options.port}",
                 *options.args,
             ),
-            description=f"Serve the {options.stage} store as a local endpoint",
+            description=f"Serve the {stage.value} store as a local endpoint",
             input_digest=EMPTY_DIGEST,
             extra_env=FrozenDict(aws_env),
         ),
     )
-    console.print_stderr(f"Serving the {options.stage} store {store} (Ctrl-C stops it)")
+    console.print_stderr(f"Serving the {stage.value} store {store} (Ctrl-C stops it)")
     result = await Effect(
         InteractiveProcessResult, InteractiveProcess, InteractiveProcess.from_process(process)
     )

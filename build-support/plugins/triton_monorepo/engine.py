@@ -10,7 +10,7 @@ from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsReque
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest
-from pants.engine.process import ProcessCacheScope
+from pants.engine.process import Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
@@ -31,31 +31,44 @@ class TritonEngine:
     pex: VenvPex
     env: FrozenDict[str, str]
 
-    def process(
-        self,
-        argv: tuple[str, ...],
-        *,
-        description: str,
-        input_digest: Digest,
-        output_files: tuple[str, ...] = (),
-        output_directories: tuple[str, ...] = (),
-        level: LogLevel = LogLevel.INFO,
-        cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
-        extra_env: FrozenDict[str, str] = FrozenDict(),
-        append_only_caches: FrozenDict[str, str] = FrozenDict(),
-    ) -> VenvPexProcess:
-        return VenvPexProcess(
-            self.pex,
-            argv=argv,
-            description=description,
-            input_digest=input_digest,
-            output_files=output_files,
-            output_directories=output_directories,
-            extra_env=FrozenDict({**self.env, **extra_env}),
-            level=level,
-            cache_scope=cache_scope,
-            append_only_caches=append_only_caches,
-        )
+
+@dataclass(frozen=True)
+class EngineProcess:
+    """One run of the engine's command line (`python -m tritonbuild ARGV`).
+
+    Rules ask for `Get(FallibleProcessResult, EngineProcess(...))` or `Get(Process, ...)`; only
+    `engine_process` knows how the engine is built, so tests can swap it and assert the exact
+    command lines, as Pants' own backends test theirs.
+    """
+
+    argv: tuple[str, ...]
+    description: str
+    input_digest: Digest
+    output_files: tuple[str, ...] = ()
+    output_directories: tuple[str, ...] = ()
+    level: LogLevel = LogLevel.INFO
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
+    extra_env: FrozenDict[str, str] = FrozenDict()
+    append_only_caches: FrozenDict[str, str] = FrozenDict()
+
+
+@rule(level=LogLevel.DEBUG)
+async def engine_process(request: EngineProcess, engine: TritonEngine) -> Process:
+    return await Get(
+        Process,
+        VenvPexProcess(
+            engine.pex,
+            argv=request.argv,
+            description=request.description,
+            input_digest=request.input_digest,
+            output_files=request.output_files,
+            output_directories=request.output_directories,
+            extra_env=FrozenDict({**engine.env, **request.extra_env}),
+            level=request.level,
+            cache_scope=request.cache_scope,
+            append_only_caches=request.append_only_caches,
+        ),
+    )
 
 
 @rule(desc="Build the tritonbuild engine", level=LogLevel.DEBUG)

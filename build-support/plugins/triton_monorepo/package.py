@@ -1,9 +1,12 @@
 """`package-triton` (and `package`): validate a model folder, pack its env, write its archive.
 
 One rule per transformation, each a cached engine process:
-  model files            -> validation report
+  model files            -> validation report, and the steps that get an env (from their configs)
   requirements + code    -> python_env.tar.gz (shared by every model with the same inputs)
   model files + env      -> dist/<name>_<version>.tar.gz
+
+The env's Python is the stub's of `[triton].release`, passed to the engine; a model whose
+`python_version` field says otherwise is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, Package
 from pants.core.util_rules.distdir import DistDir
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
+from pants.engine.console import Console
 from pants.engine.fs import (
     EMPTY_DIGEST,
     AddPrefix,
@@ -31,7 +35,6 @@ from pants.engine.fs import (
     Snapshot,
     Workspace,
 )
-from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import FallibleProcessResult, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule, rule
@@ -40,11 +43,12 @@ from pants.engine.unions import UnionRule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
-from triton_monorepo.engine import PIP_CACHE, TritonEngine
+from triton_monorepo.engine import PIP_CACHE, EngineProcess
 from triton_monorepo.subsystems import TritonSubsystem
 from triton_monorepo.target_types import TritonModelSourcesField, TritonPythonVersionField
+from tritoncontract.names import ENV_BUILD_RULE, ENV_FILE_NAME, PACKAGE_RULE, VALIDATION_JSON
+from tritoncontract.releases import UnknownReleaseError
 
-_ENV_FILE = "python_env.tar.gz"
 _FIRST_PARTY_DIR = "first_party"
 _OUT_DIR = "out"
 _SUMMARY_FILE = "summary.json"
@@ -98,10 +102,12 @@ class PythonEnv:
     digest: Digest
 
 
-@rule(desc="Pack a python_env.tar.gz with conda-pack", level=LogLevel.DEBUG)
-async def build_python_env(
-    request: PythonEnvRequest, engine: TritonEngine, triton: TritonSubsystem
-) -> PythonEnv:
+@rule(
+    desc="Pack a python_env.tar.gz with conda-pack",
+    level=LogLevel.DEBUG,
+    canonical_name=ENV_BUILD_RULE,
+)
+async def build_python_env(request: PythonEnvRequest, triton: TritonSubsystem) -> PythonEnv:
     # Only the requirements, the first-party code, the Python version and the Triton release are
     # inputs: every model with the same four shares one cached env build.
     inputs = await Get(
@@ -115,18 +121,18 @@ async def build_python_env(
     )
     result = await Get(
         ProcessResult,
-        engine.process(
+        EngineProcess(
             (
                 "build-env",
                 "--requirements=requirements.txt",
                 f"--python-version={request.python_version}",
                 f"--triton-release={triton.release}",
                 f"--first-party={_FIRST_PARTY_DIR}",
-                f"--output={_ENV_FILE}",
+                f"--output={ENV_FILE_NAME}",
             ),
             description=f"Pack a Python {request.python_version} env with conda-pack",
             input_digest=inputs,
-            output_files=(_ENV_FILE,),
+            output_files=(ENV_FILE_NAME,),
             extra_env=FrozenDict({"PIP_CACHE_DIR": ".cache/pip"}),
             append_only_caches=PIP_CACHE,
         ),
@@ -191,8 +197,34 @@ async def model_requirements(request: ModelRequirementsRequest) -> ModelRequirem
 
 
 def _failure(field_set: TritonModelFieldSet, result: FallibleProcessResult) -> TritonArchive:
-    report = (result.stdout + result.stderr).decode(errors="replace").strip()
-    return TritonArchive(field_set.model_name, field_set.model_dir, EMPTY_DIGEST, None, "", report)
+    return _refused(field_set, (result.stdout + result.stderr).decode(errors="replace").strip())
+
+
+def _refused(field_set: TritonModelFieldSet, problems: str) -> TritonArchive:
+    return TritonArchive(
+        field_set.model_name, field_set.model_dir, EMPTY_DIGEST, None, "", problems
+    )
+
+
+def python_version_problem(field_set: TritonModelFieldSet, release: str, stub: str) -> str | None:
+    """Why the model's `python_version` field cannot be served by the release, or None."""
+    declared = field_set.python_version.value
+    if declared is None or declared == stub:
+        return None
+    field = field_set.python_version.alias
+    return (
+        f"{field_set.address.spec_path}/BUILD: {field}: the model says Python {declared}, but "
+        f"[triton].release {release} runs python steps in its stub's Python {stub}; Triton "
+        f"would run them outside a Python {declared} environment without any error.\n"
+        f'    fix: remove {field} (the env follows the release), set {field}="{stub}", or set '
+        f"[triton].release to a release whose stub is Python {declared}"
+    )
+
+
+def python_steps(validation: DigestContents, model_dir: str) -> tuple[str, ...]:
+    """The steps that get an env, as `validate --json` read them from their configs."""
+    summary = json.loads(next(c.content for c in validation if c.path == VALIDATION_JSON))
+    return tuple(summary[model_dir]["python_steps"])
 
 
 def _summary_line(summary: dict[str, Any], dist_relpath: str) -> str:
@@ -210,49 +242,51 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
-@rule(desc="Package a Triton model", level=LogLevel.DEBUG)
+@rule(desc="Package a Triton model", level=LogLevel.DEBUG, canonical_name=PACKAGE_RULE)
 async def package_triton_model(
     field_set: TritonModelFieldSet,
-    engine: TritonEngine,
     triton: TritonSubsystem,
     dist_dir: DistDir,
 ) -> TritonArchive:
+    try:
+        stub = triton.stub_python()
+    except UnknownReleaseError as error:
+        return _refused(field_set, str(error))
+    problem = python_version_problem(field_set, triton.release, stub)
+    if problem:
+        return _refused(field_set, problem)
+
     sources = await Get(SourceFiles, SourceFilesRequest([field_set.sources]))
     model_dir = field_set.model_dir
 
     validation = await Get(
         FallibleProcessResult,
-        engine.process(
-            ("validate", model_dir),
+        EngineProcess(
+            ("validate", model_dir, f"--json={VALIDATION_JSON}"),
             description=f"Validate {model_dir}",
             input_digest=sources.snapshot.digest,
+            output_files=(VALIDATION_JSON,),
             level=LogLevel.DEBUG,
         ),
     )
     if validation.exit_code != 0:
         return _failure(field_set, validation)
+    steps = python_steps(await Get(DigestContents, Digest, validation.output_digest), model_dir)
 
     package_inputs = [sources.snapshot.digest]
     env_args: tuple[str, ...] = ()
-    if any(path.endswith("/model.py") for path in sources.snapshot.files):
+    if steps:
         requirements, first_party = await MultiGet(
             Get(ModelRequirements, ModelRequirementsRequest(sources.snapshot, model_dir)),
             Get(FirstPartyCode, FirstPartyCodeRequest(field_set)),
         )
-        env = await Get(
-            PythonEnv,
-            PythonEnvRequest(
-                requirements.digest,
-                first_party.digest,
-                triton.python_version(field_set.python_version.value),
-            ),
-        )
+        env = await Get(PythonEnv, PythonEnvRequest(requirements.digest, first_party.digest, stub))
         package_inputs.append(env.digest)
-        env_args = (f"--env={_ENV_FILE}",)
+        env_args = (f"--env={ENV_FILE_NAME}", f"--python-version={stub}")
 
     result = await Get(
         FallibleProcessResult,
-        engine.process(
+        EngineProcess(
             (
                 "package",
                 model_dir,

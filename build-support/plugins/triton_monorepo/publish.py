@@ -1,9 +1,14 @@
 """`publish` for `triton_model`: upload the archive to the stage's store, never overwriting.
 
-Staging gets an upload; production gets a server-side copy of the staging object whose sha256
-matches the archive just built (or an upload when staging lacks it). The engine does the
-transfer in an InteractiveProcess, as Pants' docker backend pushes images, so credentials come
-from the standard AWS chain of the user's environment and nothing is cached.
+Staging gets an upload. Production only ever gets a server-side copy of the staging object whose
+sha256 matches the archive just built: publishing to production first publishes to staging (a
+no-op when staging holds the same bytes), then promotes. The engine does the transfers in
+InteractiveProcesses, as Pants' docker backend pushes images, so credentials come from the
+standard AWS chain of the user's environment and nothing is cached.
+
+Every stage needs a destination set on purpose: `s3://bucket/prefix`, or `file://FOLDER` for a
+local folder store (relative to the repository root). Nothing is published by default, so a CI
+job that forgot its destination fails instead of writing to a throwaway runner's disk.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from pants.backend.python.util_rules.pex import VenvPexProcess
+from pants.base.build_root import BuildRoot
 from pants.core.goals.publish import (
     PublishFieldSet,
     PublishOutputData,
@@ -22,20 +27,18 @@ from pants.core.goals.publish import (
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.option.option_types import StrOption
+from pants.option.option_types import EnumOption, StrOption
 from pants.option.subsystem import Subsystem
-from pants.base.build_root import BuildRoot
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import softwrap
 from pants.vcs.git import GitWorktreeRequest, MaybeGitWorktree
 
-from triton_monorepo.engine import TritonEngine
+from triton_monorepo.engine import EngineProcess
 from triton_monorepo.target_types import TritonModelSourcesField
-
-STAGES = ("staging", "production")
+from tritoncontract.stages import BRANCH_ENV_VARS, Stage, resolve_stage
 
 # The standard AWS credential chain, and nothing else, reaches the upload.
-_AWS_ENV_VARS = (
+AWS_ENV_VARS = (
     "HOME",
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
@@ -54,68 +57,93 @@ _AWS_ENV_VARS = (
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CA_BUNDLE",
 )
-_BRANCH_ENV_VARS = ("CI", "GITHUB_REF_NAME", "GITHUB_HEAD_REF")
+_SCHEMES = ("s3://", "file://")
+
+
+class MissingDestinationError(Exception):
+    """A stage with no destination, or one that would publish nowhere lasting."""
 
 
 class TritonPublishSubsystem(Subsystem):
     options_scope = "triton-publish"
     help = softwrap("""
-        Where `publish` puts `triton_model` archives. Each stage has a destination,
-        `s3://bucket/prefix`, with an optional region, profile and endpoint URL (for an
-        S3-compatible store). With no destination, a stage publishes to a local folder store
-        under `.published/<stage>/` in the repository (git-ignored), so the whole flow runs on a
-        fresh clone. Every option can be set in pants.toml or with Pants' environment variables,
-        e.g. `PANTS_TRITON_PUBLISH_STAGING=s3://my-models-staging/triton`.
+        Where `publish` puts `triton_model` archives. Each stage has a destination: an S3 (or
+        S3-compatible) prefix, `s3://bucket/prefix`, with an optional region, profile and
+        endpoint URL; or `file://FOLDER`, a local folder store (a relative FOLDER is under the
+        repository root, e.g. `file://.published/staging`). Nothing is published by default: a
+        stage without a destination is an error. Every option can be set in pants.toml or with
+        Pants' environment variables, e.g. `PANTS_TRITON_PUBLISH_STAGING=s3://my-bucket/triton`.
         """)
 
-    stage = StrOption(
+    stage = EnumOption(
         default=None,
+        enum_type=Stage,
         help=softwrap("""
-            `staging` or `production`. When unset: in CI (the `CI` environment variable is set),
+            The stage to publish to. When unset: in CI (the `CI` environment variable is set),
             `production` on the `main` branch and `staging` on any other; outside CI, `staging`.
-            Publishing to production copies the staging object whose sha256 matches the archive.
+            `production` publishes to staging first (a no-op when staging holds the same bytes),
+            then copies the staging object whose sha256 matches the archive.
             """),
     )
-    staging = StrOption(default=None, help="The staging destination, `s3://bucket/prefix`.")
+    staging = StrOption(
+        default=None,
+        help="The staging destination: `s3://bucket/prefix`, or `file://FOLDER`.",
+    )
     staging_region = StrOption(default=None, help="The AWS region of the staging bucket.")
     staging_profile = StrOption(default=None, help="The AWS profile for staging.")
     staging_endpoint_url = StrOption(
         default=None, help="The endpoint of an S3-compatible staging store."
     )
-    production = StrOption(default=None, help="The production destination, `s3://bucket/prefix`.")
+    production = StrOption(
+        default=None,
+        help="The production destination: `s3://bucket/prefix`, or `file://FOLDER`.",
+    )
     production_region = StrOption(default=None, help="The AWS region of the production bucket.")
     production_profile = StrOption(default=None, help="The AWS profile for production.")
     production_endpoint_url = StrOption(
         default=None, help="The endpoint of an S3-compatible production store."
     )
 
-    def destination(self, stage: str, build_root: str) -> str:
+    def destination(self, stage: Stage, build_root: str, in_ci: bool) -> str:
         """The stage's destination URL, with its store options as query parameters."""
-        url = getattr(self, stage)
+        name = stage.value
+        url = getattr(self, name)
+        variable = f"PANTS_TRITON_PUBLISH_{name.upper()}"
         if not url:
-            return f"file://{build_root}/.published/{stage}"
+            where = (
+                "CI is set, and nothing is published to a throwaway runner's disk"
+                if in_ci
+                else "nothing is published by default"
+            )
+            store_options = ("region", "profile", "endpoint_url")
+            raise MissingDestinationError(
+                f"No destination for the {name} stage ({where}). Set [triton-publish].{name} in "
+                f"pants.toml, or {variable}, to s3://bucket/prefix (store options: "
+                + ", ".join(f"[triton-publish].{name}_{o}" for o in store_options)
+                + " or "
+                + ", ".join(f"{variable}_{o.upper()}" for o in store_options)
+                + f"), or to file://.published/{name} to choose the local folder store "
+                "(`ci/pipeline.sh --local-store` does)."
+            )
+        url = str(url)
+        if not url.startswith(_SCHEMES):
+            raise MissingDestinationError(
+                f"[triton-publish].{name} = {url!r}: use s3://bucket/prefix or file://FOLDER (a "
+                "bare path would be resolved inside the publish sandbox, and lost)."
+            )
+        if url.startswith("file://"):
+            folder = url[len("file://") :]
+            return url if folder.startswith("/") else f"file://{build_root}/{folder}"
         query = {
             key: value
             for key, value in (
-                ("region", getattr(self, f"{stage}_region")),
-                ("profile", getattr(self, f"{stage}_profile")),
-                ("endpoint_url", getattr(self, f"{stage}_endpoint_url")),
+                ("region", getattr(self, f"{name}_region")),
+                ("profile", getattr(self, f"{name}_profile")),
+                ("endpoint_url", getattr(self, f"{name}_endpoint_url")),
             )
             if value
         }
-        return f"{url}?{urlencode(query)}" if query else str(url)
-
-    def resolve_stage(self, env: EnvironmentVars, branch: str | None) -> str:
-        if self.stage:
-            if self.stage not in STAGES:
-                raise ValueError(
-                    f"[triton-publish].stage = {self.stage!r}: use one of {', '.join(STAGES)}."
-                )
-            return str(self.stage)
-        if not env.get("CI"):
-            return "staging"
-        ci_branch = env.get("GITHUB_HEAD_REF") or env.get("GITHUB_REF_NAME") or branch
-        return "production" if ci_branch == "main" else "staging"
+        return f"{url}?{urlencode(query)}" if query else url
 
 
 class PublishTritonRequest(PublishRequest["PublishTritonFieldSet"]):
@@ -135,52 +163,49 @@ class PublishTritonFieldSet(PublishFieldSet[PublishTritonRequest]):
 
 @rule(desc="Publish Triton model archives")
 async def publish_triton_archives(
-    request: PublishTritonRequest,
-    engine: TritonEngine,
-    options: TritonPublishSubsystem,
-    build_root: BuildRoot,
+    request: PublishTritonRequest, options: TritonPublishSubsystem, build_root: BuildRoot
 ) -> PublishProcesses:
     aws_env, branch_env, git = await MultiGet(
-        Get(EnvironmentVars, EnvironmentVarsRequest(_AWS_ENV_VARS)),
-        Get(EnvironmentVars, EnvironmentVarsRequest(_BRANCH_ENV_VARS)),
+        Get(EnvironmentVars, EnvironmentVarsRequest(AWS_ENV_VARS)),
+        Get(EnvironmentVars, EnvironmentVarsRequest(BRANCH_ENV_VARS)),
         Get(MaybeGitWorktree, GitWorktreeRequest()),
     )
     worktree = git.git_worktree
-    stage = options.resolve_stage(branch_env, worktree.branch_name if worktree else None)
+    stage = resolve_stage(options.stage, branch_env, worktree.branch_name if worktree else None)
+    in_ci = bool(branch_env.get("CI"))
+    staging = options.destination(Stage.STAGING, build_root.path, in_ci)
     commit_args = (f"--git-commit={worktree.commit_id}",) if worktree else ()
-    if stage == "production":
-        where: tuple[str, ...] = (
-            "promote",
-            f"--from={options.destination('staging', build_root.path)}",
-            f"--to={options.destination('production', build_root.path)}",
-        )
-    else:
-        where = ("publish", f"--destination={options.destination('staging', build_root.path)}")
-        where += commit_args
+    # Production only receives copies of staging objects: staging first gets what it lacks.
+    steps: list[tuple[Stage, tuple[str, ...]]] = [
+        (Stage.STAGING, ("publish", f"--destination={staging}", *commit_args))
+    ]
+    if stage is Stage.PRODUCTION:
+        production = options.destination(Stage.PRODUCTION, build_root.path, in_ci)
+        steps.append((Stage.PRODUCTION, ("promote", f"--from={staging}", f"--to={production}")))
 
     jobs = []
     for package in request.packages:
         for artifact in package.artifacts:
             if not artifact.relpath:
                 continue
-            process = await Get(
-                Process,
-                VenvPexProcess,
-                engine.process(
-                    (*where, f"--archive={artifact.relpath}"),
-                    description=f"Publish {artifact.relpath} to {stage}",
-                    input_digest=package.digest,
-                    extra_env=FrozenDict(aws_env),
-                ),
-            )
-            jobs.append(
-                PublishPackages(
-                    names=(artifact.relpath,),
-                    process=InteractiveProcess.from_process(process),
-                    description=stage,
-                    data=PublishOutputData({"stage": stage}),
+            for step_stage, argv in steps:
+                process = await Get(
+                    Process,
+                    EngineProcess(
+                        (*argv, f"--archive={artifact.relpath}"),
+                        description=f"Publish {artifact.relpath} to {step_stage.value}",
+                        input_digest=package.digest,
+                        extra_env=FrozenDict(aws_env),
+                    ),
                 )
-            )
+                jobs.append(
+                    PublishPackages(
+                        names=(artifact.relpath,),
+                        process=InteractiveProcess.from_process(process),
+                        description=step_stage.value,
+                        data=PublishOutputData({"stage": step_stage.value}),
+                    )
+                )
     return PublishProcesses(jobs)
 
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from pants.engine.target import Target
 
-from triton_monorepo import engine, model_files, package, publish, cases_in_triton
-from triton_monorepo import endpoint
+from triton_monorepo import cases_in_triton, endpoint, engine, model_files, package, publish
 from triton_monorepo.target_types import TritonModelTarget
 
 

@@ -7,14 +7,7 @@ from pants.option.subsystem import Subsystem
 from pants.util.strutil import softwrap
 
 from triton_monorepo.launcher import Launcher
-
-# NGC's Triton containers 23.xx and 24.xx are built on Ubuntu 22.04 (Python 3.10); 25.xx on
-# Ubuntu 24.04 (Python 3.12). The python-backend stub is built for that Python.
-_STUB_PYTHON_BY_RELEASE = {
-    **{f"23.{m:02d}": "3.10" for m in range(1, 13)},
-    **{f"24.{m:02d}": "3.10" for m in range(1, 13)},
-    **{f"25.{m:02d}": "3.12" for m in range(1, 13)},
-}
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, STUB_PYTHON_BY_RELEASE, stub_python
 
 
 class TritonSubsystem(Subsystem):
@@ -22,19 +15,23 @@ class TritonSubsystem(Subsystem):
     help = "The Triton release the models target, and how archives are built and tested."
 
     release = StrOption(
-        default="24.10",
-        help=softwrap("""
+        default=LOCAL_SERVER_RELEASE,
+        help=softwrap(f"""
             The Triton release (NGC tag, YY.MM) that serves the models. It picks the Python of the
-            packed environments (see `stub_python_versions`). The local server of `test-triton`
-            is release 24.10 (Triton 2.51, from PyPI's nvidia-pytriton).
+            packed environments and of `test-triton`'s python-backend stub (see
+            `stub_python_versions`). The local server of `test-triton` is release
+            {LOCAL_SERVER_RELEASE} (Triton 2.51, from PyPI's nvidia-pytriton).
             """),
     )
     stub_python_versions = DictOption[str](
-        default=_STUB_PYTHON_BY_RELEASE,
+        default=dict(STUB_PYTHON_BY_RELEASE),
         help=softwrap("""
-            The Python X.Y of the python-backend stub of each Triton release. The packed
-            environment of every python step must use it: Triton silently ignores an environment
-            of another Python.
+            The Python X.Y of the python-backend stub of each Triton release, from each
+            release's notes ("Ubuntu ... including Python X.Y"; sources in
+            build-support/contract/tritoncontract/releases.py). Every packed environment uses it,
+            and `test-triton` runs that stub only: Triton silently runs a step outside an
+            environment of any other Python. Add a release with
+            `stub_python_versions = "+{'YY.MM': 'X.Y'}"`.
             """),
         advanced=True,
     )
@@ -57,15 +54,6 @@ class TritonSubsystem(Subsystem):
         help="The Triton image of the `docker` launcher.",
     )
 
-    def python_version(self, override: str | None) -> str:
-        """The Python X.Y of the packed environments."""
-        if override:
-            return override
-        try:
-            return self.stub_python_versions[self.release]
-        except KeyError:
-            raise ValueError(
-                f"[triton].release = {self.release!r} has no entry in "
-                "[triton].stub_python_versions: add one (the Python X.Y of that release's "
-                "python-backend stub)."
-            )
+    def stub_python(self) -> str:
+        """The Python X.Y of `[triton].release`'s stub; UnknownReleaseError says how to add it."""
+        return stub_python(self.release, self.stub_python_versions)

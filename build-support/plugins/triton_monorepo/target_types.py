@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from typing import Optional
+
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     Dependencies,
+    InvalidFieldException,
     MultipleSourcesField,
     StringField,
     Target,
 )
 from pants.util.strutil import softwrap
+
+_PYTHON_VERSION = re.compile(r"3\.[0-9]+")
 
 
 class TritonModelSourcesField(MultipleSourcesField):
@@ -39,14 +46,27 @@ class TritonModelDependenciesField(Dependencies):
 class TritonPythonVersionField(StringField):
     alias = "python_version"
     help = softwrap("""
-        The X.Y version of the Python that runs the model's python steps inside Triton. Defaults
-        to the version of the python-backend stub of `[triton].release`. The packed environment
-        must use the stub's version, or Triton silently ignores it.
+        The Python X.Y the model's python steps are written for (e.g. "3.10"). It must be the
+        Python of the python-backend stub of `[triton].release`, since Triton silently runs a
+        step outside an env of any other Python: `package-triton` refuses a mismatch. Leave it
+        unset to follow the release; set it to make a later release change fail loudly.
         """)
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None and not _PYTHON_VERSION.fullmatch(value):
+            raise InvalidFieldException(
+                f"The {cls.alias!r} field in target {address} must be a Python X.Y such as "
+                f'"3.10", but it is {value!r}.'
+            )
+        return value
 
 
 class TritonModelTarget(Target):
-    alias = "triton_model"
+    # A model's BUILD file says `triton_model()`: the macro of build-support/macros/, which
+    # declares this target and the python targets of the model's steps, tests and scripts.
+    alias = "triton_model_archive"
     core_fields = (
         *COMMON_TARGET_FIELDS,
         TritonModelSourcesField,

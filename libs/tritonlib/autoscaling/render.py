@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tritonlib.autoscaling.policy import (
-    CUSTOM_METRICS,
-    TargetTrackingPolicy,
-    VariantScaling,
-)
+from tritonlib.autoscaling.policy import CUSTOM_METRICS, TargetTrackingPolicy, VariantScaling
 
 __all__ = [
     "CUSTOM_METRIC_NAMESPACE",

@@ -3,8 +3,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import pytest
+from numpy.typing import NDArray
 
 from tritonlib.cases import (
     DEFAULT_ATOL,

@@ -24,11 +24,11 @@ from moto.server import ThreadedMotoServer
 import tritonlib
 from tritonlib.client import (
     BINARY_CONTENT_TYPE_PREFIX,
+    NO_RETRY,
     TARGET_MODEL_HEADER,
     ClientError,
     InferenceRejectedError,
     ModelLoadError,
-    NO_RETRY,
     RequestError,
     ResponseFormatError,
     RetriesExhaustedError,

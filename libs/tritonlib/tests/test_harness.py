@@ -1,13 +1,12 @@
 import json
 import shutil
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import onnx
 import pytest
+from numpy.typing import NDArray
 from onnx import TensorProto, helper
 
 from tritonlib.cases import format_result

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tritonlib.harness import InferenceError, Pipeline, load_step
 from tritonlib.runtime import StepError
 

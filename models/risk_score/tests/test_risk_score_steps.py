@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 import pytest
+from numpy.typing import NDArray
+
 from tritonlib.harness import InferenceError, Pipeline, load_step
 from tritonlib.runtime import StepError
 

@@ -4,8 +4,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from numpy.typing import NDArray
 import pytest
+from numpy.typing import NDArray
+
 from tritonlib.harness import InferenceError, Pipeline, load_step
 from tritonlib.runtime import StepError
 

@@ -1,6 +1,6 @@
 """Start a local endpoint from Python, e.g. in a test or a load-test tool.
 
-with running_endpoint(".published/staging", port=0) as endpoint:
+with running_endpoint(".published/staging", stub_python="3.10", port=0) as endpoint:
     runtime = boto3.client("sagemaker-runtime", endpoint_url=endpoint.url, ...)
     runtime.invoke_endpoint(EndpointName=endpoint.name, TargetModel="x_3.tar.gz", ...)
 """

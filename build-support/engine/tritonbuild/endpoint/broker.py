@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from tritonbuild.endpoint.source import ArchiveCache, ArchiveSource, KeyMissing, StoreUnreachable
 from tritonbuild.triton import TestTritonError
-from tritonbuild.triton.cli import choose_stub_python, plan_standin_env
+from tritonbuild.triton.cli import check_env_pythons, plan_standin_env
 from tritonbuild.triton.sagemaker import archive_info_to_dict, inspect_archive
 from tritonbuild.triton.server import HostPython
 
@@ -71,7 +71,7 @@ class Preparer:
             ) from None
         try:
             info = inspect_archive(fetched.path)
-            choose_stub_python([info], self.stub_python)
+            check_env_pythons([info], self.stub_python)
             standin = plan_standin_env(info, self.stub_python, self.host_python, self.standin_cache)
         except TestTritonError as error:
             self.cache.release(fetched.path)

@@ -19,13 +19,8 @@ from typing import Any
 from tritonbuild.endpoint import EndpointError
 from tritonbuild.endpoint.memory import parse_budget, parse_size
 from tritonbuild.endpoint.runner import EndpointConfig, LocalEndpoint
-from tritonbuild.publish.destination import (
-    STAGES,
-    find_repo_root,
-    parse_destination,
-    stage_destination_text,
-)
-from tritonbuild.triton.server import RELEASE_STUB_PYTHON
+from tritonbuild.publish.destination import parse_destination
+from tritoncontract.stages import STAGES
 
 __all__ = ["add_parser", "run"]
 
@@ -40,14 +35,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--stage",
         choices=STAGES,
         default="staging",
-        help="serve this stage's store (default staging: $TRITONBUILD_STAGING_DESTINATION, else "
-        ".published/staging in the repository)",
+        help="the stage whose store is served; it names the endpoint (local-<stage>)",
     )
     parser.add_argument(
         "--store",
         metavar="URL",
-        help="the store instead of the stage's: s3://bucket/prefix[?endpoint_url=...], "
-        "file://folder or a folder",
+        required=True,
+        help="the stage's store, as publish writes it: s3://bucket/prefix[?endpoint_url=...], "
+        "file://folder or a folder (`./pants endpoint` passes the stage's publish destination)",
     )
     parser.add_argument("--endpoint-url", metavar="URL", help="S3-compatible store endpoint")
     parser.add_argument("--region", help="AWS region of the store's bucket")
@@ -97,18 +92,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--stub-python",
-        default=RELEASE_STUB_PYTHON,
+        required=True,
         metavar="X.Y",
-        help=f"the python backend stub's Python (default {RELEASE_STUB_PYTHON}, Triton 24.10's)",
+        help="the Python of the python-backend stub of the Triton release you deploy with (e.g. "
+        "3.10 for 24.10; `./pants endpoint` passes [triton].release's); every env must use it",
     )
     parser.set_defaults(handler=run)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> EndpointConfig:
-    text = args.store or stage_destination_text(args.stage, os.environ, find_repo_root(Path.cwd()))
     destination = parse_destination(
-        text, region=args.region, profile=args.profile, endpoint_url=args.endpoint_url
+        args.store, region=args.region, profile=args.profile, endpoint_url=args.endpoint_url
     )
     if not 0 <= args.port <= 65535:
         raise EndpointError(f"--port {args.port}: must be 0-65535")

@@ -30,7 +30,7 @@ from tritonbuild.publish.destination import Destination, LocalDestination
 from tritonbuild.triton.cli import _die_with_parent, _host_python_dict, _stop_child
 from tritonbuild.triton.namespace import isolated_command, isolation_problem
 from tritonbuild.triton.onnx_standin import default_cache_dir
-from tritonbuild.triton.server import RELEASE_STUB_PYTHON, find_python, locate_tritonserver
+from tritonbuild.triton.server import find_python, locate_tritonserver
 
 __all__ = ["EndpointConfig", "LocalEndpoint", "machine_memory"]
 
@@ -49,6 +49,8 @@ class EndpointConfig:
     """Everything one endpoint is started with (the CLI's options, the API's arguments)."""
 
     destination: Destination
+    # The Python of the deployed release's python-backend stub (the plugin passes it).
+    stub_python: str
     stage: str = "staging"
     name: str | None = None
     variant: str = "AllTraffic"
@@ -61,7 +63,6 @@ class EndpointConfig:
     cache_dir: Path | None = None
     capture_dir: Path | None = None
     capture_percent: float = 100.0
-    stub_python: str = RELEASE_STUB_PYTHON
 
     @property
     def endpoint_name(self) -> str:

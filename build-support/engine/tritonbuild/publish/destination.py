@@ -19,6 +19,7 @@ from typing import Literal, Mapping
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from tritonbuild.publish.errors import DestinationError
+from tritoncontract.stages import STAGES
 
 __all__ = [
     "S3Destination",
@@ -36,7 +37,6 @@ __all__ = [
 VerifyMode = Literal["checksum", "etag", "read"]
 VERIFY_MODES: tuple[VerifyMode, ...] = ("checksum", "etag", "read")
 
-STAGES = ("staging", "production")
 STAGE_ENVIRONMENT_VARIABLES = {
     "staging": "TRITONBUILD_STAGING_DESTINATION",
     "production": "TRITONBUILD_PRODUCTION_DESTINATION",

@@ -24,7 +24,6 @@ import botocore.session
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.loaders import Loader, create_loader
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -32,6 +31,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ProfileNotFound,
 )
+from botocore.loaders import Loader, create_loader
 
 from tritonbuild.publish.archive import (
     Archive,

@@ -9,13 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonbuild.archive import (
-    BLOCK_SIZE,
-    DENSE_COMPRESS_LEVEL,
-    Entry,
-    tree_entries,
-    write_tar_gz,
-)
+from tritonbuild.archive import BLOCK_SIZE, DENSE_COMPRESS_LEVEL, Entry, tree_entries, write_tar_gz
 from tritonbuild.errors import ArchiveError
 
 

@@ -21,8 +21,6 @@ from tritonbuild.envbuild import (
 from tritonbuild.errors import EnvBuildError
 
 STUB_PYTHON = "3.10"  # Triton r24.10's python backend stub
-ENGINE_ROOT = Path(__file__).resolve().parents[2]
-LIBS_ROOT = ENGINE_ROOT.parents[1] / "libs"
 
 
 def _has_interpreter(version: str) -> bool:
@@ -230,7 +228,7 @@ def test_build_env_refuses_numpy_2_for_release_24_10(
         ],
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)])),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(os.path.abspath(p) for p in sys.path if p)),
         timeout=600,
     )
     assert result.returncode == 2, result.stderr

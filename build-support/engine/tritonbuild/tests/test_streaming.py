@@ -22,8 +22,6 @@ from tritonbuild.envbuild import ENV_MANIFEST_NAME, EnvManifest
 
 ENV_MIB = 128
 ALLOWED_GROWTH_MIB = ENV_MIB // 4
-ENGINE_ROOT = Path(__file__).resolve().parents[2]
-LIBS_ROOT = ENGINE_ROOT.parents[1] / "libs"
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_pipeline"
 _INSPECT = (
     "import sys; from pathlib import Path; "
@@ -71,7 +69,7 @@ def _env_tarball(path: Path, payload_bytes: int) -> Path:
 
 def _peak_rss_mib(args: Sequence[str], cwd: Path) -> float:
     """Run `python ARGS` with the engine importable; its peak resident memory in MiB."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(os.path.abspath(p) for p in sys.path if p))
     log = cwd / "output.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(

@@ -1,8 +1,13 @@
 """`python -m tritonbuild test-triton`: run model archives' cases in a real Triton server.
 
     python -m tritonbuild test-triton \\
-        --model dist/x_3.tar.gz=models/x/tests/cases [--model ...] \\
+        --model dist/x_3.tar.gz=models/x/tests/cases [--model ...] --stub-python X.Y \\
         [--launcher local|docker] [--image IMAGE] [--image-tag TAG] [--report report.json]
+
+The server runs the python-backend stub of the Python it is given (`--stub-python`: the stub of
+the Triton release the models are deployed with, as the Pants plugin passes it from
+`[triton].release`), as the production image does; an archive whose env has another Python is
+refused, since production would run it outside its env.
 
 Everything the run needs is decided and checked here, before a server starts (cases parse, each
 environment's Python matches the stub, ONNX stand-in environment ready). The local launcher then
@@ -16,6 +21,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,11 +37,7 @@ from typing import Any
 from tritonbuild.errors import UserError
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.docker import DEFAULT_IMAGE, DockerLauncher, DockerOptions, with_tag
-from tritonbuild.triton.namespace import (
-    enter_private_world,
-    isolated_command,
-    isolation_problem,
-)
+from tritonbuild.triton.namespace import enter_private_world, isolated_command, isolation_problem
 from tritonbuild.triton.onnx_standin import default_cache_dir, standin_env
 from tritonbuild.triton.sagemaker import (
     MODELS_ROOT,
@@ -45,7 +47,6 @@ from tritonbuild.triton.sagemaker import (
     inspect_archive,
 )
 from tritonbuild.triton.server import (
-    RELEASE_STUB_PYTHON,
     HostPython,
     LocalLauncher,
     TritonInstall,
@@ -61,12 +62,13 @@ from tritonbuild.triton.testrun import (
     run_models,
     write_report,
 )
+from tritoncontract.names import TEST_TRITON_REPORT, server_log_name
 from tritonlib.cases import CaseError, load_cases
 from tritonlib.client import container_model_name
 
 __all__ = ["add_parser", "main", "run"]
 
-DEFAULT_REPORT = Path("test-triton-report.json")
+DEFAULT_REPORT = Path(TEST_TRITON_REPORT)
 _INTERRUPTED_EXIT = 130
 # How long the process inside the namespaces gets to stop its server after SIGTERM.
 _STOP_GRACE_S = 45.0
@@ -123,9 +125,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stub-python",
+        required=True,
         metavar="X.Y",
-        help="the python backend stub's Python; default: the Python of the archives' "
-        f"environments (Triton r24.10 images ship {RELEASE_STUB_PYTHON})",
+        help="the Python of the python-backend stub of the Triton release you deploy with "
+        "(e.g. 3.10 for 24.10); every environment must use it",
     )
     parser.add_argument(
         "--repeats",
@@ -206,13 +209,15 @@ def check_cases(model: ModelArg) -> int:
     return len(cases)
 
 
-def choose_stub_python(infos: list[ArchiveInfo], requested: str | None) -> str:
-    """The stub's Python: requested, else the environments' own; refuse any mismatch.
+def check_env_pythons(infos: list[ArchiveInfo], stub: str) -> None:
+    """Refuse any environment that is not a packed env of the stub's Python.
 
     Triton loads a step whose env has another Python without any error and runs it outside the
-    env, so a mismatch must stop the run here.
+    env, so such an archive must never pass here, whatever this server could run.
     """
-    versions: dict[str, str] = {}
+    if not re.fullmatch(r"[0-9]+\.[0-9]+", stub):
+        raise TestTritonError(f"--stub-python {stub!r}: expected X.Y, e.g. 3.10")
+    wrong: dict[str, str] = {}
     for info in infos:
         for step in info.python_steps():
             if step.env is None or step.env_facts is None:
@@ -225,26 +230,16 @@ def choose_stub_python(infos: list[ArchiveInfo], requested: str | None) -> str:
                     f"{where}: no bin/activate; Triton refuses an environment without it "
                     "(pack it with conda-pack)"
                 )
-            versions[where] = step.env_facts.python
-    found = sorted(set(versions.values()))
-    if requested is None and len(found) > 1:
-        listing = "\n".join(f"  {where}: Python {version}" for where, version in versions.items())
-        raise TestTritonError(
-            "the archives' environments use different Pythons, but one server has one python "
-            f"stub; Triton would silently ignore the others:\n{listing}\n"
-            "Rebuild them for one Python (the deployment image's), or test them separately."
-        )
-    stub = requested or (found[0] if found else RELEASE_STUB_PYTHON)
-    wrong = {where: version for where, version in versions.items() if version != stub}
+            if step.env_facts.python != stub:
+                wrong[where] = step.env_facts.python
     if wrong:
         listing = "\n".join(f"  {where}: Python {version}" for where, version in wrong.items())
         raise TestTritonError(
             f"environment Python differs from the python backend stub's (Python {stub}); Triton "
             f"would load the model with no error and silently run it outside the environment:\n"
-            f"{listing}\nRebuild the environment for Python {stub}, or test with "
-            "--stub-python matching the stub of the image you deploy to."
+            f"{listing}\nRebuild the environment for Python {stub} (the stub of the release you "
+            "deploy with), or deploy with a release whose stub is the environment's Python."
         )
-    return stub
 
 
 def plan_standin_env(
@@ -284,15 +279,10 @@ def run(args: argparse.Namespace) -> int:
     for model in model_args:
         check_cases(model)
     infos = [inspect_archive(model.archive) for model in model_args]
-    stub = choose_stub_python(infos, args.stub_python)
+    stub = args.stub_python
+    check_env_pythons(infos, stub)
     if args.launcher == "docker":
         return _finish(_run_docker(args, model_args, infos, stub), args.report)
-    if stub != RELEASE_STUB_PYTHON:
-        print(
-            f"note: testing with the Python {stub} stub; Triton r24.10 images ship the "
-            f"{RELEASE_STUB_PYTHON} stub, so deploy with an image whose stub is {stub}",
-            flush=True,
-        )
     install = locate_tritonserver()
     isolated = not args.no_isolation
     if isolated:
@@ -362,7 +352,7 @@ def _finish(report: RunReport, report_path: Path) -> int:
     print()
     print(format_summary(report))
     if report.server_log is not None:
-        log_path = report_path.with_name(report_path.stem + ".tritonserver.log")
+        log_path = report_path.with_name(server_log_name(report_path.name))
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(report.server_log, encoding="utf-8")
     write_report(report, report_path)

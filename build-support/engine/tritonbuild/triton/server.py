@@ -29,7 +29,6 @@ from tritonbuild.triton import TestTritonError
 
 __all__ = [
     "LOOPBACK",
-    "RELEASE_STUB_PYTHON",
     "SAGEMAKER_MME_FLAGS",
     "HostPython",
     "LoopbackEndpoints",
@@ -47,9 +46,6 @@ __all__ = [
 ]
 
 LOOPBACK = "127.0.0.1"
-
-# Triton r24.10 images are built on Ubuntu 22.04: their python backend stub embeds CPython 3.10.
-RELEASE_STUB_PYTHON = "3.10"
 
 # What docker/sagemaker/serve passes to tritonserver when SAGEMAKER_MULTI_MODEL=true.
 SAGEMAKER_MME_FLAGS: tuple[str, ...] = (

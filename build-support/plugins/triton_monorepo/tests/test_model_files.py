@@ -2,22 +2,15 @@ from pants.backend.python.target_types import PythonSourcesGeneratorTarget
 from pants.backend.python.target_types_rules import rules as python_target_types_rules
 from pants.core.target_types import FileSourceField
 from pants.engine.addresses import Address
-from pants.engine.target import (
-    HydratedSources,
-    HydrateSourcesRequest,
-    InferredDependencies,
-)
+from pants.engine.target import HydratedSources, HydrateSourcesRequest, InferredDependencies
 from pants.testutil.rule_runner import QueryRule, RuleRunner
 
 from triton_monorepo import model_files
-from triton_monorepo.model_files import (
-    InferTritonModelDependencies,
-    TritonModelInferenceFieldSet,
-)
+from triton_monorepo.model_files import InferTritonModelDependencies, TritonModelInferenceFieldSet
 from triton_monorepo.target_types import TritonModelSourcesField, TritonModelTarget
 
 FILES = {
-    "models/m/BUILD": 'triton_model()\npython_sources(name="steps", sources=["*/1/*.py"])\n',
+    "models/m/BUILD": 'triton_model_archive()\npython_sources(name="steps", sources=["*/1/*.py"])\n',
     "models/m/model_version.txt": "1\n",
     "models/m/pre/config.pbtxt": 'backend: "python"\n',
     "models/m/pre/1/model.py": "",

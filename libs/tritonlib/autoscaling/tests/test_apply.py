@@ -11,11 +11,7 @@ import boto3
 import pytest
 
 import tritonlib
-from tritonlib.autoscaling import (
-    SCALABLE_DIMENSION,
-    load_scaling_config,
-    plan_variants,
-)
+from tritonlib.autoscaling import SCALABLE_DIMENSION, load_scaling_config, plan_variants
 from tritonlib.autoscaling.apply import apply_plan
 from tritonlib.autoscaling.cli import main
 

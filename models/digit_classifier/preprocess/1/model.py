@@ -2,6 +2,7 @@
 
 import numpy as np
 from numpy.typing import NDArray
+
 from tritonlib.runtime import Arrays, StepError, serve
 
 GRID = 8  # the digits data set is 8x8 cells

@@ -1,6 +1,7 @@
 """Class probabilities -> RISK (probability of malignancy) and a DECISION by a threshold."""
 
 import numpy as np
+
 from tritonlib.runtime import Arrays, StepContext, serve
 
 MALIGNANT = 1  # column of PROBABILITIES, as train.py labels the classes

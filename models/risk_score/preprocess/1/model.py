@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+
 from tritonlib.runtime import Arrays, StepError, serve
 
 # The breast cancer measurements train.py uses, in the classifier's column order.

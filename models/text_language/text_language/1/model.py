@@ -5,6 +5,7 @@ import unicodedata
 import numpy as np
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
+
 from tritonlib.runtime import Arrays, StepContext, StepError, serve
 
 UNDETERMINED = "und"  # ISO 639-2 "undetermined": nothing to detect a language from

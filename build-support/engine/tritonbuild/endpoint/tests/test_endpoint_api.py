@@ -36,6 +36,7 @@ from tritonbuild.endpoint.tests.endpoint_kit import (
     runtime_client,
 )
 from tritonbuild.triton.namespace import isolation_problem
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
 from tritonlib.client import InferenceRejectedError, RetryPolicy, SageMakerRuntimeClient
 
 pytestmark = pytest.mark.skipif(
@@ -96,6 +97,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, env_310: Path) -> Iterator[
         with running_endpoint(
             f"s3://{BUCKET}/{PREFIX}?endpoint_url={s3_url}&region={REGION}",
             port=0,
+            stub_python=stub_python(LOCAL_SERVER_RELEASE),
             wait_limit_s=WAIT_LIMIT_S,
             cache_dir=root / "cache",
             capture_dir=capture,

@@ -31,13 +31,12 @@ from tritonbuild.endpoint.tests.endpoint_kit import (
     runtime_client,
 )
 from tritonbuild.triton.namespace import isolation_problem
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
 
 pytestmark = pytest.mark.skipif(
     isolation_problem() is not None, reason=f"no private namespaces: {isolation_problem()}"
 )
 
-ENGINE_ROOT = Path(__file__).resolve().parents[3]
-LIBS_ROOT = ENGINE_ROOT.parents[1] / "libs"
 _URL = re.compile(r" at (http://127\.0\.0\.1:\d+)")
 _DEADLINE_S = 180.0
 
@@ -84,7 +83,7 @@ def command(tmp_path_factory: pytest.TempPathFactory, env_310: Path) -> Iterator
     doubler_archive(store / "huge_1.tar.gz", env_310, ballast_mib=1100)
     doubler_archive(store / "oom_1.tar.gz", env_310, out_of_memory=True)
     log = root / "endpoint.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p)}
     with log.open("w") as output:
         process = subprocess.Popen(
             [
@@ -93,6 +92,7 @@ def command(tmp_path_factory: pytest.TempPathFactory, env_310: Path) -> Iterator
                 "tritonbuild",
                 "endpoint",
                 f"--store={store}",
+                f"--stub-python={stub_python(LOCAL_SERVER_RELEASE)}",
                 "--port=0",
                 "--memory-budget=950MiB",
                 f"--cache-dir={root / 'cache'}",

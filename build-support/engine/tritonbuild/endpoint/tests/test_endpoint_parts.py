@@ -28,6 +28,9 @@ from tritonbuild.endpoint.protocol import (
 )
 from tritonbuild.endpoint.runner import _remove_stale_run_dirs
 from tritonbuild.endpoint.source import ArchiveCache
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
+
+STUB = f"--stub-python={stub_python(LOCAL_SERVER_RELEASE)}"
 
 
 def _botocore_parse(error: ApiError) -> dict[str, object]:
@@ -98,7 +101,7 @@ def test_an_instance_type_is_its_memory() -> None:
 def test_bad_options_are_clear_errors(
     arguments: list[str], says: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["endpoint", f"--store={tmp_path}", *arguments]) == 2
+    assert main(["endpoint", STUB, f"--store={tmp_path}", *arguments]) == 2
     error = capsys.readouterr().err
     assert says in error and "Traceback" not in error
 
@@ -106,7 +109,7 @@ def test_bad_options_are_clear_errors(
 def test_a_missing_store_folder_says_how_to_fill_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["endpoint", f"--store={tmp_path / 'published' / 'staging'}"]) == 2
+    assert main(["endpoint", STUB, f"--store={tmp_path / 'published' / 'staging'}"]) == 2
     error = capsys.readouterr().err
     assert f"{tmp_path / 'published' / 'staging'} does not exist" in error
     assert "ci/pipeline.sh --all" in error
@@ -117,7 +120,7 @@ def test_a_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert main(["endpoint", f"--store={tmp_path}", f"--port={port}"]) == 2
+        assert main(["endpoint", STUB, f"--store={tmp_path}", f"--port={port}"]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 

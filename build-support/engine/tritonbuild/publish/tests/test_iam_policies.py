@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tritonbuild.publish.errors import ConflictError
 from tritonbuild.publish.permissions import (
     CONDITIONAL_OPERATIONS,
     COPY_WRITE_CALLS,
@@ -24,7 +25,6 @@ from tritonbuild.publish.permissions import (
 )
 from tritonbuild.publish.promote import promote_between
 from tritonbuild.publish.publisher import publish_to_store
-from tritonbuild.publish.errors import ConflictError
 from tritonbuild.publish.s3store import S3Store
 
 REPO_ROOT = Path(__file__).resolve().parents[5]

@@ -16,6 +16,7 @@ import pytest
 
 ENGINE_ROOT = Path(__file__).resolve().parents[3]
 LIBS_ROOT = ENGINE_ROOT.parents[1] / "libs"
+CONTRACT_ROOT = ENGINE_ROOT.parent / "contract"
 
 ENV_AT_ROOT = "$$TRITON_MODEL_DIRECTORY/../python_env.tar.gz"
 
@@ -138,7 +139,7 @@ def run_cli(
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([str(LIBS_ROOT), str(ENGINE_ROOT), str(CONTRACT_ROOT)])
     env.update(extra or {})
     return env
 

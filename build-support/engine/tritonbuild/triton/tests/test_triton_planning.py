@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tritonbuild.triton import TestTritonError
-from tritonbuild.triton.cli import choose_stub_python
+from tritonbuild.triton.cli import check_env_pythons
 from tritonbuild.triton.probe import scan_env_tarball
 from tritonbuild.triton.sagemaker import inspect_archive
 
@@ -65,22 +65,32 @@ def test_manifest_contradicting_the_env_is_refused(tmp_path: Path, kit: Any) -> 
         inspect_archive(archive)
 
 
-def test_archives_with_different_env_pythons_cannot_share_one_server(
-    tmp_path: Path, kit: Any
-) -> None:
+def test_only_envs_of_the_release_stub_pass(tmp_path: Path, kit: Any) -> None:
     infos = [
         inspect_archive(python_archive(kit, tmp_path / "a_1.tar.gz", kit.fake_env_tarball("3.10"))),
         inspect_archive(python_archive(kit, tmp_path / "b_1.tar.gz", kit.fake_env_tarball("3.12"))),
     ]
-    with pytest.raises(TestTritonError, match="use different Pythons") as error:
-        choose_stub_python(infos, None)
+    with pytest.raises(TestTritonError, match=r"stub's \(Python 3\.10\)") as error:
+        check_env_pythons(infos, "3.10")
     assert "b_1.tar.gz:python_env.tar.gz: Python 3.12" in str(error.value)
-    assert choose_stub_python(infos[:1], None) == "3.10"
+    assert "a_1.tar.gz" not in str(error.value)
+    check_env_pythons(infos[:1], "3.10")
 
 
-def test_stub_defaults_to_the_release_stub_without_python_steps(tmp_path: Path, kit: Any) -> None:
-    info = inspect_archive(kit.onnx_archive(tmp_path / "o_1.tar.gz", "net", b"onnx"))
-    assert choose_stub_python([info], None) == "3.10"
+def test_an_env_of_another_python_never_passes_even_when_it_is_every_archive_s(
+    tmp_path: Path, kit: Any
+) -> None:
+    """The server runs the release's stub only: an archive whose env is all 3.11 does not get a
+    3.11 stub (production would ignore that env)."""
+    archive = python_archive(kit, tmp_path / "x_3.tar.gz", kit.fake_env_tarball("3.11"))
+    cases = one_case(kit, tmp_path / "cases")
+    result = kit.run_cli(["--model", f"{archive}={cases}", "--stub-python", "3.10"])
+    assert result.returncode == 2
+    assert f"{archive}:python_env.tar.gz: Python 3.11" in result.stderr
+    assert "Rebuild the environment for Python 3.10" in result.stderr
+    result = kit.run_cli(["--model", f"{archive}={cases}"])
+    assert result.returncode == 2
+    assert "--stub-python" in result.stderr and "required" in result.stderr
 
 
 def test_malformed_case_file_is_named_before_any_server(tmp_path: Path, kit: Any) -> None:
@@ -90,7 +100,7 @@ def test_malformed_case_file_is_named_before_any_server(tmp_path: Path, kit: Any
     broken.write_text(
         '{"inputs": {"X": {"datatype": "FP32", "shape": [1], "data": [1]}},\n', "utf-8"
     )
-    result = kit.run_cli(["--model", f"{archive}={cases}"])
+    result = kit.run_cli(["--model", f"{archive}={cases}", "--stub-python", "3.10"])
     assert result.returncode == 2
     assert f"error: malformed case: {broken}: invalid JSON at line 2" in result.stderr
     assert "Traceback" not in result.stderr
@@ -98,12 +108,12 @@ def test_malformed_case_file_is_named_before_any_server(tmp_path: Path, kit: Any
 
 def test_model_argument_needs_archive_and_cases(tmp_path: Path, kit: Any) -> None:
     archive = kit.onnx_archive(tmp_path / "o_1.tar.gz", "net", b"onnx")
-    result = kit.run_cli(["--model", str(archive)])
+    result = kit.run_cli(["--model", str(archive), "--stub-python", "3.10"])
     assert result.returncode == 2
     assert "expected ARCHIVE=CASES_DIR" in result.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = kit.run_cli(["--model", f"{archive}={empty}"])
+    result = kit.run_cli(["--model", f"{archive}={empty}", "--stub-python", "3.10"])
     assert result.returncode == 2
     assert f"{empty}: no *.json cases" in result.stderr
 
@@ -182,7 +192,7 @@ def test_env_without_activate_is_refused(tmp_path: Path, kit: Any) -> None:
         tar.addfile(tarfile.TarInfo("lib/python3.10/os.py"), io.BytesIO(b""))
     info = inspect_archive(python_archive(kit, tmp_path / "x_1.tar.gz", buffer.getvalue()))
     with pytest.raises(TestTritonError, match="no bin/activate; Triton refuses"):
-        choose_stub_python([info], None)
+        check_env_pythons([info], "3.10")
 
 
 def test_docker_launcher_without_docker_says_what_to_use(tmp_path: Path, kit: Any) -> None:
@@ -194,6 +204,8 @@ def test_docker_launcher_without_docker_says_what_to_use(tmp_path: Path, kit: An
             f"{archive}={cases}",
             "--launcher",
             "docker",
+            "--stub-python",
+            "3.10",
             "--report",
             str(tmp_path / "r.json"),
         ],
@@ -210,6 +222,7 @@ def test_test_triton_registers_on_the_engine_command_line(tmp_path: Path) -> Non
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
         ["test-triton", "--model", "dist/x_3.tar.gz=cases", "--launcher", "docker"]
+        + ["--stub-python", "3.10"]
     )
     assert args.handler is run
     assert (args.model, args.launcher, args.repeats) == (["dist/x_3.tar.gz=cases"], "docker", 5)
@@ -219,7 +232,9 @@ def test_test_triton_registers_on_the_engine_command_line(tmp_path: Path) -> Non
 def test_missing_unshare_fails_clearly_and_offers_the_opt_out(tmp_path: Path, kit: Any) -> None:
     archive = kit.onnx_archive(tmp_path / "o_1.tar.gz", "net", b"onnx")
     cases = one_case(kit, tmp_path / "cases")
-    result = kit.run_cli(["--model", f"{archive}={cases}"], env={"PATH": str(tmp_path)})
+    result = kit.run_cli(
+        ["--model", f"{archive}={cases}", "--stub-python", "3.10"], env={"PATH": str(tmp_path)}
+    )
     assert result.returncode == 2
     assert "cannot isolate the test server: the `unshare` command" in result.stderr
     assert "--no-isolation" in result.stderr

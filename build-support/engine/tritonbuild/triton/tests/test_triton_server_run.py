@@ -257,7 +257,8 @@ def run(tmp_path_factory: pytest.TempPathFactory, python_env_310: Path, kit: Any
     ):
         args += ["--model", f"{archives[name]}={cases / folder}"]
     result = kit.run_cli(
-        [*args, "--report", str(report_path), "--repeats", "3"], env={"TMPDIR": str(run_tmp)}
+        [*args, "--stub-python", "3.10", "--report", str(report_path), "--repeats", "3"],
+        env={"TMPDIR": str(run_tmp)},
     )
     print(result.stdout, result.stderr, sep="\n")
     report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -360,7 +361,10 @@ def test_ctrl_c_stops_the_server_and_its_stubs(tmp_path: Path, kit: Any) -> None
     run_tmp = tmp_path / "tmp"
     run_tmp.mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tritonbuild.triton.cli", "--model", f"{archive}={cases}"],
+        [
+            *(sys.executable, "-m", "tritonbuild.triton.cli"),
+            *("--model", f"{archive}={cases}", "--stub-python", "3.10"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
