@@ -7,6 +7,7 @@ from typing import Any
 from pants.engine.target import Target
 
 from triton_monorepo import engine, model_files, package, publish, cases_in_triton
+from triton_monorepo import endpoints
 from triton_monorepo.target_types import TritonModelTarget
 
 
@@ -21,4 +22,5 @@ def rules() -> list[Any]:
         *package.rules(),
         *cases_in_triton.rules(),
         *publish.rules(),
+        *endpoints.rules(),
     ]
