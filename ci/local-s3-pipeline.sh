@@ -2,7 +2,9 @@
 # The whole pipeline against a real S3 API on loopback: moto's server on 127.0.0.1 holds a
 # staging and a production bucket. Every model goes through the pipeline to staging, is
 # promoted to production (a server-side copy of the verified bytes), and is then published
-# and promoted again to show that nothing new is written. The server stops with the script.
+# and promoted again to show that nothing new is written. Last, the staging endpoint's stack is
+# deployed to moto's CloudFormation, then deployed again to show that nothing changes. The
+# server stops with the script.
 #   ci/local-s3-pipeline.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -37,3 +39,6 @@ CI_STAGE=production ci/publish.sh
 log "== both again: every archive is already published"
 CI_STAGE=staging ci/publish.sh
 CI_STAGE=production ci/publish.sh
+log "== endpoints: the staging stack on moto's CloudFormation, then again: nothing to change"
+AWS_ENDPOINT_URL="${endpoint}" CI_STAGE=staging ci/deploy.sh
+AWS_ENDPOINT_URL="${endpoint}" CI_STAGE=staging ci/deploy.sh

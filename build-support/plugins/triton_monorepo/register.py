@@ -6,7 +6,15 @@ from typing import Any
 
 from pants.engine.target import Target
 
-from triton_monorepo import cases_in_triton, endpoint, engine, model_files, package, publish
+from triton_monorepo import (
+    cases_in_triton,
+    endpoint_stacks,
+    engine,
+    local_endpoint,
+    model_files,
+    package,
+    publish,
+)
 from triton_monorepo.target_types import TritonModelTarget
 
 
@@ -21,5 +29,6 @@ def rules() -> list[Any]:
         *package.rules(),
         *cases_in_triton.rules(),
         *publish.rules(),
-        *endpoint.rules(),
+        *local_endpoint.rules(),
+        *endpoint_stacks.rules(),
     ]

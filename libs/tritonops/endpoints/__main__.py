@@ -1,0 +1,5 @@
+"""Entry point of ``python -m tritonops.endpoints``."""
+
+from tritonops.endpoints.cli import main
+
+raise SystemExit(main())
