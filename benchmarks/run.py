@@ -10,7 +10,12 @@ import sys
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[1]
-for _folder in (_REPO / "benchmarks", _REPO / "build-support" / "engine", _REPO / "libs"):
+for _folder in (
+    _REPO / "benchmarks",
+    _REPO / "build-support" / "engine",
+    _REPO / "build-support" / "remote-cache",
+    _REPO / "libs",
+):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
