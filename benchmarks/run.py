@@ -14,6 +14,7 @@ for _folder in (
     _REPO / "benchmarks",
     _REPO / "build-support" / "engine",
     _REPO / "build-support" / "contract",
+    _REPO / "build-support" / "remote-cache",
     _REPO / "libs",
 ):
     if str(_folder) not in sys.path:

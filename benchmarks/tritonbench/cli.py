@@ -60,6 +60,12 @@ def _endpoint(settings: Settings) -> list[SuiteResult]:
     return [run_endpoint(settings)]
 
 
+def _remote_cache(settings: Settings) -> list[SuiteResult]:
+    from tritonbench.remote_cache import run_remote_cache
+
+    return [run_remote_cache(settings)]
+
+
 # `monorepo` writes both monorepo.json and env_reuse.json: the env builds are counted in its
 # cold run, which is too costly to repeat for one number.
 SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
@@ -70,6 +76,7 @@ SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
     "publish": _publish,
     "env_memory": _env_memory,
     "endpoint": _endpoint,
+    "remote_cache": _remote_cache,
 }
 
 

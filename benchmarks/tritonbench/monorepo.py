@@ -24,6 +24,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from remotecache.counters import parse_counters
+
 from tritonbench.common import (
     REPO_ROOT,
     BenchError,
@@ -38,7 +40,14 @@ from tritonbench.common import (
 from tritonbench.models import copy_model
 from tritoncontract.names import ENV_BUILD_RULE, PACKAGE_RULE
 
-__all__ = ["run_monorepo", "count_env_builds", "requirement_sets", "parse_counters"]
+__all__ = [
+    "run_monorepo",
+    "count_env_builds",
+    "requirement_sets",
+    "parse_counters",
+    "prepare_clone",
+    "stop_pantsd",
+]
 
 _TEMPLATE_MODEL = "digit_classifier"
 _EDITED_STEP = Path("postprocess") / "1" / "model.py"
@@ -46,7 +55,6 @@ _EDITED_STEP = Path("postprocess") / "1" / "model.py"
 _WORKUNIT_LOGGER = "--backend-packages=+['pants.backend.experimental.tools.workunit_logger']"
 _PACKAGED_LINE = re.compile(r"^\S+ dist/(\S+\.tar\.gz)\s", re.M)
 _FIRST_PARTY_IMPORT = re.compile(r"^\s*(?:from|import)\s+(tritonlib(?:\.\w+)*)", re.M)
-_COUNTER_LINE = re.compile(r"^\s+([a-z_]+): (\d+)$")
 _GIT_IDENTITY = ("-c", "user.name=tritonbench", "-c", "user.email=tritonbench@localhost")
 _PANTS_TIMEOUT_S = 3600.0
 
@@ -65,7 +73,7 @@ def run_monorepo(settings: Settings) -> list[SuiteResult]:
     caches = root / "pants-caches"
     try:
         log(f"monorepo: cloning the repository and adding {models} synthetic models")
-        _prepare_clone(clone, models)
+        prepare_clone(clone, models)
         all_models = sorted(p.parent.name for p in (clone / "models").glob("*/model_version.txt"))
         # --quick keeps Pants' named caches (downloaded wheels, pex and pip caches) warm.
         env = _pants_environment(caches, fresh_named_caches=not settings.quick)
@@ -125,7 +133,7 @@ def run_monorepo(settings: Settings) -> list[SuiteResult]:
 
         restarted: list[float] = []
         for repeat in range(restart_repeats):
-            _stop_pantsd(clone)
+            stop_pantsd(clone)
             seconds, _ = _pants(clone, env, ["package-triton", "::"])
             restarted.append(seconds)
             log(f"monorepo: warm cache, new pantsd {repeat + 1}/{restart_repeats}: {seconds:.2f} s")
@@ -216,7 +224,7 @@ def run_monorepo(settings: Settings) -> list[SuiteResult]:
         ]
         return [monorepo, env_reuse]
     finally:
-        _stop_pantsd(clone)
+        stop_pantsd(clone)
         remove_tree(root)
 
 
@@ -231,7 +239,7 @@ def _git(clone: Path, *args: str) -> str:
     return output
 
 
-def _prepare_clone(clone: Path, models: int) -> None:
+def prepare_clone(clone: Path, models: int) -> None:
     clone.parent.mkdir(parents=True, exist_ok=True)
     run_command(
         ["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], cwd=clone.parent, what="git clone"
@@ -286,7 +294,7 @@ def _edit_and_commit(clone: Path, model: str, repeat: int) -> None:
     _git(clone, "commit", "--quiet", "-am", f"edit {model} ({repeat})")
 
 
-def _stop_pantsd(clone: Path) -> None:
+def stop_pantsd(clone: Path) -> None:
     """Stop the pantsd this suite started in the clone (its pid file is in the clone)."""
     for pid_file in clone.glob(".pids/*/pantsd/pid"):
         try:
@@ -357,20 +365,3 @@ def _abbreviate(names: list[str]) -> list[str]:
     for prefix, count in prefixes.items():
         kept.append(f"{prefix}_* ({count} synthetic copies)")
     return kept
-
-
-def parse_counters(pants_output: str) -> dict[str, int]:
-    """The `--stats-log` counters at the end of a Pants run."""
-    counters: dict[str, int] = {}
-    in_block = False
-    for line in pants_output.splitlines():
-        if line.rstrip().endswith("Counters:"):
-            in_block = True
-            continue
-        if in_block:
-            match = _COUNTER_LINE.match(line)
-            if match is None:
-                in_block = False
-                continue
-            counters[match.group(1)] = int(match.group(2))
-    return counters

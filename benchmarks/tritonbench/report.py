@@ -26,6 +26,7 @@ SUITE_ORDER = (
     "publish",
     "env_memory",
     "endpoint",
+    "remote_cache",
 )
 
 
@@ -429,6 +430,53 @@ def _endpoint(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _remote_cache(doc: dict[str, Any]) -> list[str]:
+    c, repo, scale = doc["config"], doc["results"]["repository"], doc["results"]["monorepo"]
+    cold = repo["cold_s"]
+    rows = [
+        ["cold, no remote cache", f"{cold:g} s", "1", "-"],
+        [
+            "cold, writing the remote cache",
+            f"{repo['cold_writing_s']:g} s",
+            f"{repo['cold_writing_s'] / cold:.1%}",
+            "-",
+        ],
+    ]
+    for behavior in ("fetch", "defer"):
+        rows.append(
+            [
+                f'second checkout, remote hits, `cache_content_behavior = "{behavior}"`',
+                _spread(repo["reader_s"][behavior]),
+                f"{repo['reader_s'][behavior]['median'] / cold:.1%}",
+                f"{repo['server_bytes_read'][behavior] / 2**20:,.1f} MiB",
+            ]
+        )
+    return [
+        f"`{c['command']}`; {c['server']}. Every run: {c['every_run']}. The reader: "
+        f"{c['reader_path']}; {repo['cacheable_processes']} cacheable processes, all remote hits "
+        f"in every reader run. Pulled: {c['bytes_means']}.",
+        "",
+        *_table(["run", "wall time", "vs cold", "pulled from the server"], rows),
+        "",
+        f"Monorepo scale: `{c['monorepo_command']}` over {c['monorepo_models']} synthetic models "
+        f"({scale['cacheable_processes']} cacheable processes). New machine: "
+        f"{c['new_machine_means']}.",
+        "",
+        *_table(
+            ["run", "wall time"],
+            [
+                ["warm local cache, new pantsd", _spread(scale["warm_cache_new_pantsd_s"])],
+                [
+                    "CI job on a new machine, remote cache",
+                    _spread(scale["new_machine_remote_cache_s"]),
+                ],
+            ],
+        ),
+        "",
+        f"The new machine takes {scale['new_machine_over_warm']:.2f}x the warm local cache.",
+    ]
+
+
 _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "monorepo": ("1. Monorepo scale", _monorepo),
     "env_reuse": ("2. Env reuse", _env_reuse),
@@ -438,6 +486,7 @@ _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "publish": ("6. Publish", _publish),
     "env_memory": ("7. Env memory", _env_memory),
     "endpoint": ("8. Local endpoint", _endpoint),
+    "remote_cache": ("9. Remote cache", _remote_cache),
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_environment import PexEnvironment
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.addresses import Address, AddressInput
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
@@ -14,12 +15,15 @@ from pants.engine.process import Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
+from pants.util.strutil import create_path_env_var
 
 from triton_monorepo.subsystems import TritonSubsystem
 
-# What the engine needs from the host: tools on PATH (unshare, ip), the interpreters that
-# build packed environments (pyenv), and TMPDIR. Nothing else leaks into the sandbox.
-_HOST_ENV_VARS = ("PATH", "PYENV_ROOT", "TMPDIR")
+# What the engine needs from the host: the interpreters that build packed environments (pyenv)
+# and TMPDIR. Its PATH (for unshare, ip) is `[pex].executable_search_paths`, as for every pex
+# process: the host's PATH by default, a fixed list where cache keys must match across machines
+# (pants.remote-cache.toml). Nothing else leaks into the sandbox.
+_HOST_ENV_VARS = ("PYENV_ROOT", "TMPDIR")
 
 # Caches that outlive a sandbox: pip's downloads for env builds, and test-triton's stand-in envs.
 PIP_CACHE = FrozenDict({"tritonbuild_pip": ".cache/pip"})
@@ -72,7 +76,7 @@ async def engine_process(request: EngineProcess, engine: TritonEngine) -> Proces
 
 
 @rule(desc="Build the tritonbuild engine", level=LogLevel.DEBUG)
-async def build_triton_engine(triton: TritonSubsystem) -> TritonEngine:
+async def build_triton_engine(triton: TritonSubsystem, pex_env: PexEnvironment) -> TritonEngine:
     address, host_env = await MultiGet(
         Get(
             Address,
@@ -90,7 +94,9 @@ async def build_triton_engine(triton: TritonSubsystem) -> TritonEngine:
             main=EntryPoint("tritonbuild"),
         ),
     )
-    return TritonEngine(pex=pex, env=FrozenDict(host_env))
+    return TritonEngine(
+        pex=pex, env=FrozenDict({**host_env, "PATH": create_path_env_var(pex_env.path)})
+    )
 
 
 def rules() -> list[object]:

@@ -1,0 +1,1 @@
+"""Proof that Pants' remote cache serves a second checkout: counters, verdicts, the proof run."""
