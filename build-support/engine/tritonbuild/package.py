@@ -48,6 +48,7 @@ from tritonbuild.modeldir import (
     ModelDir,
     Step,
 )
+from tritonbuild.profile_check import profile_note
 from tritonbuild.validate import require_valid
 from tritonlib.model_config import ModelConfigError, parse_model_config
 
@@ -80,6 +81,7 @@ class PackageSummary:
     env_paths: tuple[str, ...]
     env_size: int | None
     env_python_version: str | None
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,7 @@ class PackageSummary:
                 if self.env_paths
                 else None
             ),
+            "notes": list(self.notes),
         }
 
     def human_line(self) -> str:
@@ -107,9 +110,12 @@ class PackageSummary:
             if self.env_paths
             else "no env"
         )
-        return (
-            f"packaged {self.model} version {self.version} -> {self.path} "
-            f"({_mib(self.size)}; {env}; sha256 {self.sha256})"
+        return "\n".join(
+            [
+                f"packaged {self.model} version {self.version} -> {self.path} "
+                f"({_mib(self.size)}; {env}; sha256 {self.sha256})",
+                *self.notes,
+            ]
         )
 
 
@@ -179,6 +185,7 @@ def package_model(
         env_paths=tuple(sorted(env_arcnames)),
         env_size=Path(env).stat().st_size if env is not None else None,
         env_python_version=manifest.python_version if manifest else None,
+        notes=tuple(note for note in [profile_note(model)] if note),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from tritonclient.grpc import model_config_pb2
 
 from tritonbuild.errors import UserError
+from tritonbuild.profile_check import profile_note, profile_problems
 from tritonbuild.modeldir import (
     ENV_PATH_PARAMETER,
     MODEL_DIRECTORY_KEYWORD,
@@ -120,6 +121,8 @@ def _check_model(model: ModelDir) -> list[Problem]:
             problems += _check_ensemble(model, ensemble, ensemble.config)
     problems += _check_weights(model)
     problems += _check_cases(model)
+    # The drift check's reference profile (tritonbuild.profile_check).
+    problems += [Problem(*found) for found in profile_problems(model)]
     return problems
 
 
@@ -836,4 +839,6 @@ def _run(args: argparse.Namespace) -> int:
         steps = ", ".join(step.name for step in model.steps)
         entry = model.entry_point.name if model.entry_point else "?"
         print(f"ok: {path} (version {model.version}; steps {steps}; entry point {entry})")
+        if (note := profile_note(model)) is not None:
+            print(f"    {note}")
     return 0
