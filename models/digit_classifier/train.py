@@ -34,11 +34,12 @@ REPO_ROOT = MODEL_DIR.parents[1]
 if importlib.util.find_spec("tritonlib") is None:  # a plain `python models/<name>/train.py`
     sys.path.insert(0, str(REPO_ROOT / "libs"))
 
-from tritonlib import case_writer  # noqa: E402
+from tritonlib import case_writer, profiles  # noqa: E402
 from tritonlib.case_writer import write_atomically  # noqa: E402
 from tritonlib.harness import Pipeline  # noqa: E402
 
 WEIGHTS = MODEL_DIR / "classifier" / "1" / "model.onnx"
+PROFILE = MODEL_DIR / profiles.PROFILE_FILE  # the drift check's reference (docs/drift.md)
 CASES_DIR = MODEL_DIR / "tests" / "cases"
 SEED = 0
 HELD_OUT_FRACTION = 0.25
@@ -195,8 +196,18 @@ def main() -> None:
         end_to_end = pipeline_accuracy(pipeline, split)
         print(f"held-out accuracy, whole pipeline (images at 32x32): {end_to_end:.4f}")
         write_cases(pipeline, split)
-    print(f"wrote the cases in {CASES_DIR}")
+        # Drift monitoring: training digits as the server receives them, described by image_stats.
+        train_images = np.stack([as_image(cells) for cells in split.train_features])
+        profiles.write_profile(
+            pipeline,
+            {"IMAGE": train_images},
+            features={"IMAGE": profiles.FeatureSpec("image_stats")},
+            description=f"training split (seed {SEED}) drawn at 32x32; 1000 of its digits",
+            written_by=__file__,
+        )
+    print(f"wrote the cases in {CASES_DIR} and the reference profile {PROFILE}")
     dvc_add(WEIGHTS)
+    dvc_add(PROFILE)
 
 
 if __name__ == "__main__":

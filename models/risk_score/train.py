@@ -32,12 +32,13 @@ REPO_ROOT = MODEL_DIR.parents[1]
 if importlib.util.find_spec("tritonlib") is None:  # a plain `python models/<name>/train.py`
     sys.path.insert(0, str(REPO_ROOT / "libs"))
 
-from tritonlib import case_writer  # noqa: E402
+from tritonlib import case_writer, profiles  # noqa: E402
 from tritonlib.case_writer import write_atomically  # noqa: E402
 from tritonlib.harness import Pipeline  # noqa: E402
 from tritonlib.model_config import load_model_config  # noqa: E402
 
 WEIGHTS = MODEL_DIR / "classifier" / "1" / "model.onnx"
+PROFILE = MODEL_DIR / profiles.PROFILE_FILE  # the drift check's reference (docs/drift.md)
 CASES_DIR = MODEL_DIR / "tests" / "cases"
 SEED = 0
 HELD_OUT_FRACTION = 0.25
@@ -218,8 +219,17 @@ def main() -> None:
     with Pipeline.load(MODEL_DIR) as pipeline:
         report_decisions(pipeline, split)
         write_cases(pipeline, split)
-    print(f"wrote the cases in {CASES_DIR}")
+        # Drift monitoring: the training records as JSON, each measurement a feature.
+        profiles.write_profile(
+            pipeline,
+            {"RECORD": as_records(split.train_features)},
+            features={"RECORD": profiles.FeatureSpec("json_fields", {"fields": FEATURES})},
+            description=f"the {len(split.train_labels)} records of the training split (seed {SEED})",
+            written_by=__file__,
+        )
+    print(f"wrote the cases in {CASES_DIR} and the reference profile {PROFILE}")
     dvc_add(WEIGHTS)
+    dvc_add(PROFILE)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ REPO_ROOT = MODEL_DIR.parents[1]
 if importlib.util.find_spec("tritonlib") is None:  # a plain `python models/<name>/make_cases.py`
     sys.path.insert(0, str(REPO_ROOT / "libs"))
 
-from tritonlib import case_writer  # noqa: E402
+from tritonlib import case_writer, profiles  # noqa: E402
 from tritonlib.harness import Pipeline  # noqa: E402
 
 CASES_DIR = MODEL_DIR / "tests" / "cases"
@@ -87,10 +87,30 @@ def write_case(
     )
 
 
+def reference_texts(count: int = 1000, seed: int = 0) -> NDArray[Any]:
+    """The drift check's reference: random spans of words of the labelled sentences (no traffic
+    sample exists yet; replace these with one when there is)."""
+    rng = np.random.default_rng(seed)
+    sentences = [sentence.split() for sentence in LABELLED.values()]
+    spans = []
+    for words in (sentences[i] for i in rng.integers(len(sentences), size=count)):
+        start = int(rng.integers(len(words)))
+        spans.append(" ".join(words[start : start + int(rng.integers(1, len(words) - start + 1))]))
+    return texts(*spans)
+
+
 def main() -> None:
     with Pipeline.load(MODEL_DIR) as pipeline:
         write_cases(pipeline)
-    print(f"wrote the cases in {CASES_DIR}")
+        profile = profiles.write_profile(
+            pipeline,
+            {"TEXT": reference_texts()},
+            features={"TEXT": profiles.FeatureSpec("text_stats")},
+            description="1000 random word spans of the 8 labelled sentences (seed 0)",
+            written_by=__file__,
+        )
+    print(f"wrote the cases in {CASES_DIR} and the reference profile {profile}; track it with")
+    print(f"  ./pants run build-support:dvc -- add {profile.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":
