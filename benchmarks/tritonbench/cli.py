@@ -55,6 +55,12 @@ def _publish(settings: Settings) -> list[SuiteResult]:
     return [run_publish(settings)]
 
 
+def _drift(settings: Settings) -> list[SuiteResult]:
+    from tritonbench.drift import run_drift
+
+    return [run_drift(settings)]
+
+
 # `monorepo` writes both monorepo.json and env_reuse.json: the env builds are counted in its
 # cold run, which is too costly to repeat for one number.
 SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
@@ -63,6 +69,7 @@ SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
     "test_triton": _test_triton,
     "serving": _serving,
     "publish": _publish,
+    "drift": _drift,
 }
 
 
