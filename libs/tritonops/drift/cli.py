@@ -148,7 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     print(render_table(check))
-    path = write_report(check, args.report_dir)
+    try:
+        path = write_report(check, args.report_dir)
+    except OSError as error:
+        print(f"error: cannot write the report in {args.report_dir}: {error}", file=sys.stderr)
+        return EXIT_ERROR
     code = exit_code(check)
     print(f"\nreport: {path} (exit code {code})")
     return code

@@ -58,8 +58,13 @@ def report_json(
 
 
 def write_report(check: DriftCheck, folder: Path) -> Path:
-    """`<folder>/drift-report.json` and `<folder>/<model>_<version>/<feature>.png` per drift."""
+    """`<folder>/drift-report.json` and `<folder>/<model>_<version>/<feature>.png` per drift.
+
+    Plots that the previous report in the folder listed are removed first, so the folder never
+    shows a drift this run did not find.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_previous_plots(folder)
     plots: dict[tuple[str, str], str] = {}
     for model in check.models:
         for feature in model.features:
@@ -71,6 +76,17 @@ def write_report(check: DriftCheck, folder: Path) -> Path:
     text = json.dumps(report_json(check, plots), indent=2, sort_keys=False) + "\n"
     write_atomically(path, text.encode("utf-8"))
     return path
+
+
+def _remove_previous_plots(folder: Path) -> None:
+    try:
+        previous = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
+        listed = [f.get("plot") for m in previous.get("models", []) for f in m.get("features", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return
+    for relative in listed:
+        if isinstance(relative, str) and relative.endswith(".png") and ".." not in relative:
+            (folder / relative).unlink(missing_ok=True)
 
 
 def _safe(name: str) -> str:

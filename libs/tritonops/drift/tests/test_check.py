@@ -93,6 +93,20 @@ def test_a_half_sd_shift_on_one_feature_is_flagged_with_a_plot(
     assert "exit code 1" in out
 
 
+def test_a_rerun_in_the_same_folder_keeps_no_plot_of_an_earlier_drift(
+    models_dir: Path, capture_dir: Path, tmp_path: Path
+) -> None:
+    write_traffic(capture_dir, capture_lines(draw(1000, seed=2, shift=0.5)))
+    code, report, report_dir = check(capture_dir, models_dir, tmp_path)
+    (plot,) = [f["plot"] for f in model_entry(report)["features"] if f["plot"]]
+    assert code == 1 and (Path(report_dir) / plot).is_file()
+    for path in capture_dir.rglob("*.jsonl"):
+        path.unlink()
+    write_traffic(capture_dir, capture_lines(draw(600, seed=1)))
+    code, report, report_dir = check(capture_dir, models_dir, tmp_path)
+    assert code == 0 and not (Path(report_dir) / plot).exists()
+
+
 def test_a_category_share_that_moves_is_flagged_by_chi_squared(
     models_dir: Path, capture_dir: Path, tmp_path: Path
 ) -> None:
