@@ -175,7 +175,7 @@ _PHASES = {
     "decode the request (JSON or binary+json)": ("client.py", "decode_request_body"),
     "split rows, check against the profile": ("check.py", "_rows"),
     "reservoir sampling": ("check.py", "slot"),
-    "copying the rows kept": ("check.py", "<lambda>"),
+    "copying the rows kept": ("check.py", "_copy_row"),
     "featurize and test (end of pass)": ("check.py", "_analyse"),
 }
 

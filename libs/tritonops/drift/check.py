@@ -307,7 +307,7 @@ def _read_line(
     for row in range(count):
         index = reservoir.slot()
         if index is not None:  # only the rows kept are copied out of the request
-            reservoir.put(index, tuple(np.array(array[row]) for array in batch))
+            reservoir.put(index, _copy_row(batch, row))
     result.rows += count
 
 
@@ -349,6 +349,11 @@ def _rows(
         count = len(rows)
         batch.append(rows)
     return batch, count or 0
+
+
+def _copy_row(batch: list[NDArray[Any]], row: int) -> tuple[NDArray[Any], ...]:
+    """One row of every input, copied (a view would keep the whole request alive)."""
+    return tuple(np.array(array[row]) for array in batch)
 
 
 @functools.lru_cache(maxsize=64)
