@@ -185,9 +185,9 @@ def plot_feature(model: ModelResult, feature: FeatureResult, path: Path) -> None
             _numeric_panels(figure, reference.astype(float), current.astype(float))
         else:
             _category_panel(figure, list(reference), list(current))
-        statistic = "D" if feature.test == "ks" else "chi2"
+        statistic = "KS distance D" if feature.test == "ks" else "chi-squared"
         figure.suptitle(
-            f"{model.target_model}  {feature.feature}: {feature.test} {statistic}="
+            f"{model.target_model}  {feature.feature}: {statistic}="
             f"{_number(feature.statistic)}, p={_number(feature.p_value)}, adjusted "
             f"{_number(feature.adjusted_p_value)} (drift)",
             fontsize=10,
