@@ -66,6 +66,12 @@ def _remote_cache(settings: Settings) -> list[SuiteResult]:
     return [run_remote_cache(settings)]
 
 
+def _drift(settings: Settings) -> list[SuiteResult]:
+    from tritonbench.drift import run_drift
+
+    return [run_drift(settings)]
+
+
 # `monorepo` writes both monorepo.json and env_reuse.json: the env builds are counted in its
 # cold run, which is too costly to repeat for one number.
 SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
@@ -77,6 +83,7 @@ SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
     "env_memory": _env_memory,
     "endpoint": _endpoint,
     "remote_cache": _remote_cache,
+    "drift": _drift,
 }
 
 

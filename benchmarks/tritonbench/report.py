@@ -27,6 +27,7 @@ SUITE_ORDER = (
     "env_memory",
     "endpoint",
     "remote_cache",
+    "drift",
 )
 
 
@@ -477,6 +478,48 @@ def _remote_cache(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _drift(doc: dict[str, Any]) -> list[str]:
+    r, c = doc["results"], doc["config"]
+    rows = []
+    for key, label in (
+        ("false_alarms", "no drift (Bonferroni, the default)"),
+        ("false_alarms_fdr", "no drift (FDR)"),
+        ("power_quarter_sd", "INPUT0[0] + 0.25 SD"),
+        ("power_half_sd", "INPUT0[0] + 0.5 SD"),
+    ):
+        entry = r[key]
+        flagged = ", ".join(
+            f"{name} {count}" for name, count in sorted(entry["features_flagged"].items())
+        )
+        rows.append(
+            [
+                label,
+                f"{entry['flagged']} of {entry['checks']} ({entry['rate']:.0%})",
+                flagged or "-",
+                _spread(entry["check_s"]),
+            ]
+        )
+    scale, profile = r["scale"], r["profile"]
+    phases = "; ".join(
+        f"{phase} {us:g} us" for phase, us in profile["phases_us_per_request"].items()
+    )
+    return [
+        f"Profile: {c['profile']}; each check reads {r['false_alarms']['settings']['sample_size']} "
+        f"fresh requests from capture files at the defaults (threshold "
+        f"{r['false_alarms']['settings']['threshold']}, {r['false_alarms']['settings']['correction']}).",
+        "",
+        *_table(["traffic", "checks flagging drift", "features flagged", "one check"], rows),
+        "",
+        f"One pass over {scale['requests']:,} captured requests ({scale['bytes'] / 2**20:.0f} MiB "
+        f"in {c['capture_files_at_scale']} files), in its own process: {scale['check_s']:g} s, "
+        f"{scale['requests_per_s']:,} requests/s ({scale['mib_per_s']:g} MiB/s), peak RSS "
+        f"{scale['peak_rss_bytes'] / 2**20:.0f} MiB.",
+        "",
+        f"Where the time goes (cProfile, {profile['requests']:,} requests, per request; profiling "
+        f"slows Python calls, so read the shares): {phases}.",
+    ]
+
+
 _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "monorepo": ("1. Monorepo scale", _monorepo),
     "env_reuse": ("2. Env reuse", _env_reuse),
@@ -487,6 +530,7 @@ _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "env_memory": ("7. Env memory", _env_memory),
     "endpoint": ("8. Local endpoint", _endpoint),
     "remote_cache": ("9. Remote cache", _remote_cache),
+    "drift": ("10. Drift check", _drift),
 }
 
 

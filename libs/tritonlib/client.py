@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +27,11 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from numpy.typing import NDArray
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import (
+    InferenceServerException,
+    deserialize_bytes_tensor,
+    triton_to_np_dtype,
+)
 
 from tritonlib.datatypes import UnknownDatatypeError, from_numpy_dtype
 
@@ -39,6 +45,7 @@ __all__ = [
     "InferenceRejectedError",
     "ModelLoadError",
     "NO_RETRY",
+    "RequestBodyError",
     "RequestError",
     "ResponseFormatError",
     "RetriesExhaustedError",
@@ -49,6 +56,9 @@ __all__ = [
     "TritonGrpcClient",
     "TritonHttpClient",
     "container_model_name",
+    "decode_request_body",
+    "encode_request_body",
+    "json_header_size",
 ]
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -326,18 +336,24 @@ def _encode_sagemaker_request(
     return body, f"{BINARY_CONTENT_TYPE_PREFIX}{header_length}"
 
 
+def json_header_size(content_type: str | None) -> int | None:
+    """N of `...binary+json;json-header-size=N`; None for plain JSON; ValueError if unreadable."""
+    if not content_type or not content_type.startswith(BINARY_CONTENT_TYPE_PREFIX):
+        return None
+    size_text = content_type[len(BINARY_CONTENT_TYPE_PREFIX) :].split(";")[0].strip()
+    if not size_text.isdigit():
+        raise ValueError(f"unreadable json-header-size in content type {content_type!r}")
+    return int(size_text)
+
+
 def _decode_sagemaker_response(
     model: str, where: str, body: bytes, content_type: str | None
 ) -> dict[str, NDArray[Any]]:
     """Turn Triton's SageMaker answer (JSON or binary+json) into arrays by output name."""
-    header_length: int | None = None
-    if content_type and content_type.startswith(BINARY_CONTENT_TYPE_PREFIX):
-        size_text = content_type[len(BINARY_CONTENT_TYPE_PREFIX) :].split(";")[0].strip()
-        if not size_text.isdigit():
-            raise ResponseFormatError(
-                model, where, f"unreadable json-header-size in content type {content_type!r}"
-            )
-        header_length = int(size_text)
+    try:
+        header_length = json_header_size(content_type)
+    except ValueError as error:
+        raise ResponseFormatError(model, where, str(error)) from None
     try:
         result = httpclient.InferenceServerClient.parse_response_body(
             body, header_length=header_length
@@ -352,6 +368,115 @@ def _decode_sagemaker_response(
             f"not a KServe v2 inference response (content type {content_type!r}): {error}; "
             f"body starts with {preview!r}",
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Request bodies, as a SageMaker endpoint receives them (and its data capture records them)
+
+
+class RequestBodyError(ValueError):
+    """A body that is not a KServe v2 inference request; the message says what is wrong."""
+
+
+def encode_request_body(
+    inputs: Mapping[str, Any],
+    content_type: ContentType = "binary",
+    outputs: Sequence[str] | None = None,
+) -> tuple[bytes, str]:
+    """The body and Content-Type the SageMaker clients here send for these inputs."""
+    tensors = _prepare_inputs("request", "encode_request_body", inputs)
+    return _encode_sagemaker_request(tensors, outputs, content_type)
+
+
+def decode_request_body(body: bytes, content_type: str | None) -> dict[str, NDArray[Any]]:
+    """The input tensors of a request body: KServe v2 JSON or binary+json.
+
+    The inverse of `encode_request_body`, and what Triton's SageMaker front end reads: tensors
+    as `data` in the JSON (flat or nested, row-major) or as `binary_data_size` bytes after the
+    JSON header, in the order of `inputs`. BYTES come back as an np.object_ array of bytes.
+    """
+    try:
+        header_length = json_header_size(content_type)
+    except ValueError as error:
+        raise RequestBodyError(str(error)) from None
+    if header_length is not None and header_length > len(body):
+        raise RequestBodyError(
+            f"json-header-size {header_length} exceeds the body ({len(body)} bytes)"
+        )
+    header_bytes = body if header_length is None else body[:header_length]
+    try:
+        header = json.loads(header_bytes)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RequestBodyError(f"the JSON header is not valid JSON: {error}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+        raise RequestBodyError('not an inference request: no "inputs" list')
+    binary = memoryview(body)[header_length or len(body) :]
+    offset = 0
+    tensors: dict[str, NDArray[Any]] = {}
+    for index, spec in enumerate(header["inputs"]):
+        name, datatype, shape = _request_tensor_spec(index, spec)
+        size = (spec.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise RequestBodyError(
+                    f"input {name!r}: binary_data_size {size!r} overruns the body"
+                )
+            array = _binary_tensor(name, datatype, bytes(binary[offset : offset + size]))
+            offset += size
+        elif "data" in spec:
+            array = _json_tensor(name, datatype, spec["data"])
+        else:
+            raise RequestBodyError(f"input {name!r} has neither data nor binary_data_size")
+        if array.size != math.prod(shape):
+            raise RequestBodyError(
+                f"input {name!r}: {array.size} elements do not fill shape {shape}"
+            )
+        tensors[name] = array.reshape(shape)
+    if offset != len(binary):
+        raise RequestBodyError(f"{len(binary) - offset} bytes after the last binary tensor")
+    return tensors
+
+
+def _request_tensor_spec(index: int, spec: Any) -> tuple[str, str, list[int]]:
+    if not isinstance(spec, dict):
+        raise RequestBodyError(f"inputs[{index}] is not a JSON object")
+    name, datatype, shape = spec.get("name"), spec.get("datatype"), spec.get("shape")
+    if not isinstance(name, str) or not isinstance(datatype, str):
+        raise RequestBodyError(f"inputs[{index}] needs a name and a datatype")
+    if not isinstance(shape, list) or not all(type(dim) is int and dim >= 0 for dim in shape):
+        raise RequestBodyError(f"input {name!r}: shape {shape!r} is not a list of sizes")
+    if datatype != "BYTES" and (triton_to_np_dtype(datatype) is None or datatype == "BF16"):
+        raise RequestBodyError(f"input {name!r}: unsupported datatype {datatype!r}")
+    return name, datatype, shape
+
+
+def _binary_tensor(name: str, datatype: str, data: bytes) -> NDArray[Any]:
+    if datatype == "BYTES":
+        try:
+            elements: NDArray[Any] = deserialize_bytes_tensor(data)
+            return elements
+        except struct.error:
+            raise RequestBodyError(f"input {name!r}: truncated BYTES element") from None
+    dtype = np.dtype(triton_to_np_dtype(datatype))
+    if len(data) % dtype.itemsize:
+        raise RequestBodyError(
+            f"input {name!r}: {len(data)} bytes is not a whole number of {datatype}"
+        )
+    return np.frombuffer(data, dtype=dtype)
+
+
+def _json_tensor(name: str, datatype: str, data: Any) -> NDArray[Any]:
+    """`data` as a flat array; nested lists are flattened row-major by numpy itself."""
+    try:
+        if datatype == "BYTES":
+            items = np.asarray(data, dtype=np.object_).reshape(-1)
+            if not all(isinstance(item, str) for item in items):
+                raise RequestBodyError(f"input {name!r}: BYTES data must be strings")
+            return np.array([item.encode("utf-8") for item in items] or [], dtype=np.object_)
+        flat: NDArray[Any] = np.asarray(data, dtype=triton_to_np_dtype(datatype)).reshape(-1)
+        return flat
+    except (TypeError, ValueError, OverflowError) as error:
+        raise RequestBodyError(f"input {name!r}: data is not {datatype}: {error}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from tritonlib import profiles, training
+from tritonlib.harness import Pipeline
+
 CASES_DIR = Path(__file__).resolve().parent / "tests" / "cases"
 
 INPUTS = {
@@ -35,6 +38,16 @@ def main() -> None:
         path = CASES_DIR / f"{name}.json"
         path.write_text(json.dumps(case, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
+    # The drift check's reference: the inputs this example expects, standard normal (seed 0).
+    normal = np.random.default_rng(0).standard_normal((2, 1000, 4)).astype(np.float32)
+    with Pipeline.load(CASES_DIR.parents[1]) as pipeline:
+        profile = profiles.write_profile(
+            pipeline,
+            {"INPUT0": normal[0], "INPUT1": normal[1]},
+            description="1000 requests, every element standard normal (seed 0)",
+            written_by=__file__,
+        )
+    training.dvc_add(profile)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 MODEL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(MODEL_DIR.parents[1] / "libs"))  # also for a plain `python train.py`
 
-from tritonlib import training  # noqa: E402
+from tritonlib import profiles, training  # noqa: E402
 from tritonlib.harness import Pipeline  # noqa: E402
 
 SEED = 0
@@ -92,7 +92,17 @@ def main() -> None:
         end_to_end = pipeline_accuracy(cases.pipeline, split)
         print(f"held-out accuracy, whole pipeline (images at 32x32): {end_to_end:.4f}")
         write_cases(cases, split)
+        # Drift monitoring: training digits as the server receives them, described by image_stats.
+        train_images = np.stack([as_image(cells) for cells in split.train_features])
+        profile = profiles.write_profile(
+            cases.pipeline,
+            {"IMAGE": train_images},
+            features={"IMAGE": profiles.FeatureSpec("image_stats")},
+            description=f"training split (seed {SEED}) drawn at 32x32; 1000 of its digits",
+            written_by=__file__,
+        )
     training.dvc_add(weights)
+    training.dvc_add(profile)
 
 
 if __name__ == "__main__":

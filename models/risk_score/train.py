@@ -21,7 +21,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 MODEL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(MODEL_DIR.parents[1] / "libs"))  # also for a plain `python train.py`
 
-from tritonlib import training  # noqa: E402
+from tritonlib import profiles, training  # noqa: E402
 from tritonlib.harness import Pipeline, load_step  # noqa: E402
 
 SEED = 0
@@ -103,7 +103,16 @@ def main() -> None:
     with training.CaseRecorder(MODEL_DIR) as cases:
         report_decisions(cases.pipeline, split)
         write_cases(cases, split)
+        # Drift monitoring: the training records as JSON, each measurement a feature.
+        profile = profiles.write_profile(
+            cases.pipeline,
+            {"RECORD": as_records(split.train_features)},
+            features={"RECORD": profiles.FeatureSpec("json_fields", {"fields": FEATURES})},
+            description=f"the {len(split.train_labels)} records of the training split (seed {SEED})",
+            written_by=__file__,
+        )
     training.dvc_add(weights)
+    training.dvc_add(profile)
 
 
 if __name__ == "__main__":

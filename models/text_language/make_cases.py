@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 MODEL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(MODEL_DIR.parents[1] / "libs"))  # also for a plain `python make_cases.py`
 
+from tritonlib import profiles, training  # noqa: E402
 from tritonlib.training import CaseRecorder  # noqa: E402
 
 # One sentence per language, written for these cases: the language is the true label, and the
@@ -59,9 +60,30 @@ def write_cases(cases: CaseRecorder) -> None:
     cases.record("non_latin_script", description, {"TEXT": texts("東京は日本の首都です")})
 
 
+def reference_texts(count: int = 1000, seed: int = 0) -> NDArray[Any]:
+    """The drift check's reference: random spans of words of the labelled sentences (no traffic
+    sample exists yet; replace these with one when there is)."""
+    rng = np.random.default_rng(seed)
+    sentences = [sentence.split() for sentence in LABELLED.values()]
+    spans = []
+    for words in (sentences[i] for i in rng.integers(len(sentences), size=count)):
+        start = int(rng.integers(len(words)))
+        spans.append(" ".join(words[start : start + int(rng.integers(1, len(words) - start + 1))]))
+    return texts(*spans)
+
+
 def main() -> None:
     with CaseRecorder(MODEL_DIR) as cases:
         write_cases(cases)
+        # Drift monitoring: text features (docs/drift.md) of word spans of the labelled sentences.
+        profile = profiles.write_profile(
+            cases.pipeline,
+            {"TEXT": reference_texts()},
+            features={"TEXT": profiles.FeatureSpec("text_stats")},
+            description="1000 random word spans of the 8 labelled sentences (seed 0)",
+            written_by=__file__,
+        )
+    training.dvc_add(profile)
 
 
 if __name__ == "__main__":

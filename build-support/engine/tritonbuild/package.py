@@ -40,6 +40,7 @@ from typing import Any
 from tritonbuild.archive import Entry, default_threads, tree_entries, write_tar_gz
 from tritonbuild.envbuild import EnvManifest, read_env_manifest
 from tritonbuild.errors import PackageError
+from tritonbuild.profile_check import profile_note
 from tritonbuild.stubcompat import parse_release, stub_problems
 from tritonbuild.validate import require_valid
 from tritoncontract.names import ENV_FILE_NAME
@@ -81,6 +82,7 @@ class PackageSummary:
     env_paths: tuple[str, ...]
     env_size: int | None
     env_python_version: str | None
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ class PackageSummary:
                 if self.env_paths
                 else None
             ),
+            "notes": list(self.notes),
         }
 
     def human_line(self) -> str:
@@ -108,9 +111,12 @@ class PackageSummary:
             if self.env_paths
             else "no env"
         )
-        return (
-            f"packaged {self.model} version {self.version} -> {self.path} "
-            f"({_mib(self.size)}; {env}; sha256 {self.sha256})"
+        return "\n".join(
+            [
+                f"packaged {self.model} version {self.version} -> {self.path} "
+                f"({_mib(self.size)}; {env}; sha256 {self.sha256})",
+                *self.notes,
+            ]
         )
 
 
@@ -187,6 +193,7 @@ def package_model(
         env_paths=tuple(sorted(env_arcnames)),
         env_size=Path(env).stat().st_size if env is not None else None,
         env_python_version=manifest.python_version if manifest else None,
+        notes=tuple(note for note in [profile_note(model)] if note),
     )
 
 

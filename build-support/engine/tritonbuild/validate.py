@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonbuild.errors import UserError
+from tritonbuild.profile_check import profile_note, profile_problems
 from tritonlib.cases import Case, CaseError, TensorValue, load_case
 from tritonlib.datatypes import UnknownDatatypeError, normalize_datatype
 from tritonlib.model_checks import (
@@ -81,6 +82,8 @@ def _check_model(model: ModelFolder) -> list[Problem]:
     problems += check_model_folder(model)
     problems += _check_weights(model, reported={problem.path for problem in problems})
     problems += _check_cases(model)
+    # The drift check's reference profile (tritonbuild.profile_check).
+    problems += [Problem(*found) for found in profile_problems(model)]
     return problems
 
 
@@ -347,6 +350,8 @@ def _run(args: argparse.Namespace) -> int:
         steps = ", ".join(step.name for step in model.steps)
         entry = model.entry_point.name if model.entry_point else "?"
         print(f"ok: {path} (version {model.version}; steps {steps}; entry point {entry})")
+        if (note := profile_note(model)) is not None:
+            print(f"    {note}")
     if args.json:
         # The one rule for which steps get an env, for callers that must not guess it (the
         # Pants plugin): the python-backend steps by their config, whatever their file names.

@@ -235,7 +235,8 @@ def _summary_line(summary: dict[str, Any], dist_relpath: str) -> str:
         if env.get("size")
         else "no env"
     )
-    return f"{dist_relpath}  {_mib(summary['size'])}  {env_text}  sha256 {summary['sha256']}"
+    line = f"{dist_relpath}  {_mib(summary['size'])}  {env_text}  sha256 {summary['sha256']}"
+    return "\n    ".join([line, *summary.get("notes", [])])
 
 
 def _mib(size: int) -> str:

@@ -26,12 +26,15 @@ class TritonModelSourcesField(MultipleSourcesField):
         "*/config.pbtxt",
         "*/[0-9]*/**",
         "tests/cases/**",
+        "reference_profile.npz",
+        "reference_profile.npz.dvc",
         "!**/__pycache__/**",
     )
     help = softwrap("""
         The files of the model repository: `model_version.txt`, `requirements.txt`, each step's
-        `config.pbtxt` and version folders (python code, weights), and the test cases under
-        `tests/cases/`. The default finds them all; override it only for an unusual layout.
+        `config.pbtxt` and version folders (python code, weights), the test cases under
+        `tests/cases/`, and the drift check's `reference_profile.npz` (validated, never
+        archived). The default finds them all; override it only for an unusual layout.
         """)
 
 

@@ -102,7 +102,10 @@ def test_package_writes_the_archive_and_the_summary(tmp_path: Path) -> None:
     summary = json.loads(summary_path.read_text())
     assert summary["path"] == str(tmp_path / "dist/onnx_only_7.tar.gz")
     assert Path(summary["path"]).stat().st_size == summary["size"]
-    assert result.stdout.strip() == (
+    packaged, note = result.stdout.strip().splitlines()
+    assert packaged == (
         f"packaged onnx_only version 7 -> {tmp_path / 'dist/onnx_only_7.tar.gz'} "
         f"({summary['size'] / 1048576:.1f} MiB; no env; sha256 {summary['sha256']})"
     )
+    assert note.startswith(f"note: {model} has no reference profile")  # no drift checks
+    assert summary["notes"] == [note]

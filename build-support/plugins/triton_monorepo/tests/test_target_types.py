@@ -23,6 +23,8 @@ def test_triton_model_default_sources_find_the_model_files() -> None:
             "models/m/pre/config.pbtxt": 'backend: "python"\n',
             "models/m/pre/1/model.py": "",
             "models/m/tests/cases/a.json": "{}",
+            "models/m/reference_profile.npz": "",
+            "models/m/reference_profile.npz.dvc": "",
             "models/m/tests/test_m.py": "",
             "models/m/README.md": "",
         }
@@ -35,6 +37,9 @@ def test_triton_model_default_sources_find_the_model_files() -> None:
         "models/m/pre/config.pbtxt",
         "models/m/pre/1/model.py",
         "models/m/tests/cases/a.json",
+        # validate (in package-triton's sandbox) checks the drift profile; it is not archived.
+        "models/m/reference_profile.npz",
+        "models/m/reference_profile.npz.dvc",
     }
 
 
