@@ -1,14 +1,17 @@
 """`python -m tritonbuild endpoint`: serve a stage's store as one SageMaker MME instance.
 
-    python -m tritonbuild endpoint                      # .published/staging on 127.0.0.1:8080
-    python -m tritonbuild endpoint --store s3://bucket/prefix --endpoint-url http://127.0.0.1:9000
+    python -m tritonbuild endpoint --store .published/staging --stub-python 3.10
+    python -m tritonbuild endpoint --store s3://bucket/prefix --endpoint-url http://127.0.0.1:9000 \
+        --stub-python 3.10
 
-Runs until Ctrl-C or SIGTERM, then drains in-flight requests, stops Triton and exits 0.
+Runs until Ctrl-C or SIGTERM, then drains in-flight requests, stops Triton and exits 0. With
+`--ready-file`, a script that started it (ci/with-endpoint.sh) learns its URL and process id.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -97,6 +100,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the Python of the python-backend stub of the Triton release you deploy with (e.g. "
         "3.10 for 24.10; `./pants endpoint` passes [triton].release's); every env must use it",
     )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="FILE",
+        help="once serving, write {url, name, variant, pid} as JSON to FILE (removed on stop), "
+        "for a script that starts the endpoint in the background and must stop it with SIGTERM",
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -135,8 +145,11 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    ready_file: Path | None = args.ready_file
     try:
         url = endpoint.start()
+        if ready_file is not None:
+            _write_ready_file(ready_file, url, config)
         print(
             f"endpoint {config.endpoint_name!r} (variant {config.variant}) serving "
             f"{config.destination} at {url}\n"
@@ -152,5 +165,20 @@ def run(args: argparse.Namespace) -> int:
         return 0 if stopped == 0 else 1
     finally:
         endpoint.stop()
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _write_ready_file(path: Path, url: str, config: EndpointConfig) -> None:
+    """Written whole (a rename), so a reader never sees half of it."""
+    ready = {
+        "url": url,
+        "name": config.endpoint_name,
+        "variant": config.variant,
+        "pid": os.getpid(),
+    }
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(ready) + "\n", encoding="utf-8")
+    os.replace(partial, path)

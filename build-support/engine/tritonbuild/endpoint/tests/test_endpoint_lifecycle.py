@@ -8,6 +8,7 @@ oom_1              fails to load with a MemoryError, which Triton answers with 5
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -37,7 +38,6 @@ pytestmark = pytest.mark.skipif(
     isolation_problem() is not None, reason=f"no private namespaces: {isolation_problem()}"
 )
 
-_URL = re.compile(r" at (http://127\.0\.0\.1:\d+)")
 _DEADLINE_S = 180.0
 
 
@@ -46,6 +46,7 @@ class Command:
     process: subprocess.Popen[str]
     url: str
     log: Path
+    ready_file: Path
     name: str = "local-staging"
 
 
@@ -96,6 +97,7 @@ def command(tmp_path_factory: pytest.TempPathFactory, env_310: Path) -> Iterator
                 "--port=0",
                 "--memory-budget=950MiB",
                 f"--cache-dir={root / 'cache'}",
+                f"--ready-file={root / 'ready.json'}",
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -103,14 +105,14 @@ def command(tmp_path_factory: pytest.TempPathFactory, env_310: Path) -> Iterator
             env=env,
         )
     deadline = time.monotonic() + _DEADLINE_S
-    url = None
-    while url is None and process.poll() is None and time.monotonic() < deadline:
-        match = _URL.search(log.read_text())
-        url = match.group(1) if match else None
-        if url is None:
-            process_wait(process, 0.2)
-    assert url is not None, f"the endpoint did not start:\n{log.read_text()}"
-    yield Command(process, url, log)
+    ready = root / "ready.json"
+    while not ready.is_file() and process.poll() is None and time.monotonic() < deadline:
+        process_wait(process, 0.2)
+    assert ready.is_file(), f"the endpoint did not start:\n{log.read_text()}"
+    announced = json.loads(ready.read_text())
+    assert announced["pid"] == process.pid and announced["name"] == "local-staging"
+    assert f"at {announced['url']}" in log.read_text()
+    yield Command(process, announced["url"], log, ready)
     if process.poll() is None:
         process.kill()
         process.wait()
@@ -207,3 +209,4 @@ def test_sigterm_drains_and_leaves_nothing_behind(command: Command) -> None:
     assert not [pid for pid in left_behind if Path(f"/proc/{pid}").exists()]
     assert plans and not [plan for plan in plans if Path(plan).exists()]
     assert "tritonserver exited" in command.log.read_text()
+    assert not command.ready_file.exists()
