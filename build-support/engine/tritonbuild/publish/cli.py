@@ -84,9 +84,9 @@ def add_parser(subparsers: Any) -> None:
         "promote",
         help="copy the tested archive from staging to production",
         description=(
-            "Copy the staging object whose sha256 matches the local archive to production "
-            "(server-side when possible). Staging lacking it: the archive is uploaded. Staging "
-            "holding different bytes: refused."
+            "Copy the staging object whose sha256 matches the local archive to production, "
+            "server-side (never uploading it). Staging lacking it or holding different bytes: "
+            "refused."
         ),
     )
     _add_archive_arguments(promote_parser)

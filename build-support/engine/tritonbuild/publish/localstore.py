@@ -3,23 +3,26 @@
 A new archive is written to a hidden `.partial` file in the same folder, flushed to disk, then
 hard-linked to its final name: `link` fails when the name exists, which makes the write
 conditional (exactly one of two concurrent publishers wins) and the archive appears whole or
-not at all. Metadata goes to `<archive>.json` beside it, written by the winner only.
+not at all. Metadata goes to `<archive>.json` beside it, written by the winner only. Promotion
+between two folder stores copies the staging file (hashed as it is copied), never the local
+archive.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import uuid
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from tritonbuild.publish.archive import Archive, normalized_metadata, sha256_of_file
 from tritonbuild.publish.destination import LocalDestination
 from tritonbuild.publish.errors import PublishError
 from tritonbuild.publish.progress import ProgressListener, TransferProgress
-from tritonbuild.publish.store import StoredObject, VerificationError, WriteOutcome
+from tritonbuild.publish.store import Store, StoredObject, VerificationError, WriteOutcome
 
 __all__ = ["LocalStore", "SIDECAR_SUFFIX"]
 
@@ -63,6 +66,44 @@ class LocalStore:
         metadata: Mapping[str, str],
         progress: ProgressListener | None,
     ) -> WriteOutcome:
+        return self._write(source, key, metadata, progress, None)
+
+    def copy_refusal(self, source: Store) -> str | None:
+        if not isinstance(source, LocalStore):
+            return f"{source.url} is not a folder store"
+        return None
+
+    def copy_new(
+        self,
+        source: Store,
+        source_key: str,
+        key: str,
+        archive: Archive,
+        metadata: Mapping[str, str],
+        progress: ProgressListener | None,
+    ) -> WriteOutcome:
+        assert isinstance(source, LocalStore)
+        staged = source.root / source_key
+
+        def check(sha256: str) -> None:
+            if sha256 != archive.sha256:
+                raise PublishError(
+                    f"{source.url_for(source_key)} has sha256 {sha256}, not the {archive.sha256} "
+                    f"it records: the staging file was changed; nothing was written to "
+                    f"{self.url_for(key)}. Publish the version again under a new number."
+                )
+
+        return self._write(staged, key, metadata, progress, check)
+
+    def _write(
+        self,
+        source: Path,
+        key: str,
+        metadata: Mapping[str, str],
+        progress: ProgressListener | None,
+        check: Callable[[str], None] | None,
+    ) -> WriteOutcome:
+        """Copy `source` to a hidden partial file (hashing it for `check`), then link it."""
         final = self.root / key
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -70,7 +111,10 @@ class LocalStore:
             raise PublishError(f"cannot create the store folder {self.root}: {exc}") from None
         partial = self.root / f".{key}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}"
         try:
-            self._copy_durably(source, partial, TransferProgress(source.stat().st_size, progress))
+            progress_counter = TransferProgress(source.stat().st_size, progress)
+            sha256 = self._copy_durably(source, partial, progress_counter)
+            if check is not None:
+                check(sha256)
             if not self._link_if_absent(partial, final):
                 return WriteOutcome.KEY_EXISTS
             _fsync_folder(self.root)
@@ -96,13 +140,17 @@ class LocalStore:
             )
         return "reading it back"
 
-    def _copy_durably(self, source: Path, target: Path, progress: TransferProgress) -> None:
+    def _copy_durably(self, source: Path, target: Path, progress: TransferProgress) -> str:
+        """Copy and flush to disk; the sha256 of the bytes written."""
+        digest = hashlib.sha256()
         with source.open("rb") as reader, target.open("xb") as writer:
             while chunk := reader.read(_CHUNK):
                 writer.write(chunk)
+                digest.update(chunk)
                 progress(len(chunk))
             writer.flush()
             os.fsync(writer.fileno())
+        return digest.hexdigest()
 
     def _link_if_absent(self, partial: Path, final: Path) -> bool:
         try:

@@ -77,4 +77,5 @@ COPY_SOURCE_CALLS: tuple[S3Call, ...] = (
 
 PUBLISH_CALLS: tuple[S3Call, ...] = READ_CALLS + WRITE_CALLS
 PROMOTE_SOURCE_CALLS: tuple[S3Call, ...] = READ_CALLS + COPY_SOURCE_CALLS
-PROMOTE_TARGET_CALLS: tuple[S3Call, ...] = READ_CALLS + WRITE_CALLS + COPY_WRITE_CALLS
+# Promotion never uploads: production only receives server-side copies of staging objects.
+PROMOTE_TARGET_CALLS: tuple[S3Call, ...] = READ_CALLS + COPY_WRITE_CALLS

@@ -101,11 +101,13 @@ def write_immutably(
     *,
     status: Status,
     source_url: str | None = None,
+    found_free: bool = False,
 ) -> Outcome:
-    """Head, write if free, verify; a lost race ends as a no-op or a conflict."""
+    """Head (unless the caller just `found_free` the key), write if free, verify; a lost race
+    ends as a no-op or a conflict."""
     url = store.url_for(key)
     for attempt in range(_WRITE_ATTEMPTS):
-        existing = store.stat(key)
+        existing = None if found_free and attempt == 0 else store.stat(key)
         if existing is not None:
             return judge_existing(store, key, existing, archive)
         outcome = write()

@@ -43,11 +43,11 @@ from tritonbuild.publish.archive import (
     whole_md5,
 )
 from tritonbuild.publish.destination import S3Destination
-from tritonbuild.publish.errors import DestinationError, PublishError
+from tritonbuild.publish.errors import DestinationError, PromotionRefused, PublishError
 from tritonbuild.publish.permissions import CONDITIONAL_OPERATIONS
 from tritonbuild.publish.progress import ProgressListener, TransferProgress
 from tritonbuild.publish.redact import install_credential_redactor
-from tritonbuild.publish.store import StoredObject, VerificationError, WriteOutcome
+from tritonbuild.publish.store import Store, StoredObject, VerificationError, WriteOutcome
 
 __all__ = ["TransferSettings", "S3Store", "make_s3_client", "CONTENT_TYPE"]
 
@@ -206,23 +206,28 @@ class S3Store:
             raise self._failure("uploading", key, exc, advice if interrupted else "") from None
         return WriteOutcome.WRITTEN
 
-    def can_copy_from(self, other: object) -> bool:
+    def copy_refusal(self, source: Store) -> str | None:
         """A server-side copy needs both buckets behind the same endpoint."""
-        return (
-            isinstance(other, S3Store)
-            and other.destination.endpoint_url == self.destination.endpoint_url
-        )
+        if not isinstance(source, S3Store):
+            return f"{source.url} is not an S3 store"
+        if source.destination.endpoint_url != self.destination.endpoint_url:
+            where = source.destination.endpoint_url or "AWS"
+            here = self.destination.endpoint_url or "AWS"
+            return f"{source.url} is at {where} and {self.url} at {here}"
+        return None
 
     def copy_new(
         self,
-        source: S3Store,
+        source: Store,
         source_key: str,
         key: str,
+        archive: Archive,
         metadata: Mapping[str, str],
-        size: int,
         progress: ProgressListener | None,
-    ) -> WriteOutcome | None:
-        """Server-side copy; None when this store cannot do it (no conditional or part copy)."""
+    ) -> WriteOutcome:
+        """Server-side copy: CopyObject up to copy_threshold, the transfer manager's multipart
+        copy above."""
+        assert isinstance(source, S3Store)
         copy_source = {"Bucket": source.destination.bucket, "Key": source_key}
         extra_args = {
             "Metadata": dict(metadata),
@@ -231,29 +236,30 @@ class S3Store:
             "ChecksumAlgorithm": "SHA256",
         }
         try:
-            if size <= self.settings.copy_threshold:
+            if archive.size <= self.settings.copy_threshold:
                 self.client.copy_object(
                     Bucket=self.destination.bucket, Key=key, CopySource=copy_source, **extra_args
                 )
                 if progress is not None:
-                    progress(size, size)
+                    progress(archive.size, archive.size)
             else:
                 self.client.copy(
                     copy_source,
                     self.destination.bucket,
                     key,
                     ExtraArgs=extra_args,
-                    Callback=TransferProgress(size, progress),
+                    Callback=TransferProgress(archive.size, progress),
                     Config=self.settings.copy_config(),
                 )
         except KeyError:
             # s3transfer reads the ETag of each copied part; some S3-compatible servers
-            # (rclone's `serve s3`) answer UploadPartCopy without one. The parts are aborted;
-            # the caller uploads the identical local bytes instead.
-            return None
+            # (rclone's `serve s3`) answer UploadPartCopy without one. The parts are aborted.
+            reason = "the store answers UploadPartCopy without an ETag"
+            raise self._cannot_copy(key, reason) from None
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _status(exc) == 501:
-                return None
+                reason = f"the store does not copy: {_describe(exc)}"
+                raise self._cannot_copy(key, reason) from None
             refused = _refusal(exc)
             if refused is not None:
                 return refused
@@ -347,6 +353,12 @@ class S3Store:
     @staticmethod
     def _require_absent_key(params: dict[str, Any], **_: Any) -> None:
         params["IfNoneMatch"] = "*"
+
+    def _cannot_copy(self, key: str, reason: str) -> PromotionRefused:
+        return PromotionRefused(
+            f"cannot promote to {self.url_for(key)}: {reason}. Production only receives a "
+            "server-side copy of the staging object; nothing was written."
+        )
 
     def _failure(self, doing: str, key: str, exc: BaseException, advice: str = "") -> PublishError:
         message = f"{doing} {self.url_for(key)}"

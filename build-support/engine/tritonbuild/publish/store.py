@@ -61,6 +61,23 @@ class Store(Protocol):
         progress: ProgressListener | None,
     ) -> WriteOutcome: ...
 
+    def copy_refusal(self, source: Store) -> str | None:
+        """Why this store cannot copy objects of `source` without the bytes passing through
+        this process (None when it can)."""
+        ...
+
+    def copy_new(
+        self,
+        source: Store,
+        source_key: str,
+        key: str,
+        archive: Archive,
+        metadata: Mapping[str, str],
+        progress: ProgressListener | None,
+    ) -> WriteOutcome:
+        """Copy `source`'s object under `key` if it is free, the store doing the copy."""
+        ...
+
     def verify(self, key: str, archive: Archive) -> str:
         """Raise VerificationError unless `key` holds the archive; say how it was checked."""
         ...

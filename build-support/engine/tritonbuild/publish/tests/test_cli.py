@@ -53,11 +53,12 @@ def test_publish_defaults_to_the_staging_folder_store_of_the_repository(
     archive = make_archive()
 
     assert main(["publish", "--archive", str(archive.path), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("uploaded ")
     assert (repo / ".published" / "staging" / "screen_3.tar.gz").exists()
 
     monkeypatch.setenv("TRITONBUILD_PRODUCTION_DESTINATION", str(tmp_path / "prod"))
     assert main(["promote", "--archive", str(archive.path), "--quiet"]) == 0
-    assert capsys.readouterr().out.startswith("uploaded ")
+    assert capsys.readouterr().out.startswith("copied file://")
     assert (tmp_path / "prod" / "screen_3.tar.gz").exists()
 
 
