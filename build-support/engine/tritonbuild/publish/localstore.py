@@ -1,11 +1,11 @@
 """A folder that behaves like the S3 store, so a fresh clone can publish with no S3.
 
-A new archive is written to a hidden `.partial` file in the same folder, flushed to disk, then
-hard-linked to its final name: `link` fails when the name exists, which makes the write
-conditional (exactly one of two concurrent publishers wins) and the archive appears whole or
-not at all. Metadata goes to `<archive>.json` beside it, written by the winner only. Promotion
-between two folder stores copies the staging file (hashed as it is copied), never the local
-archive.
+A new archive is written to a hidden `.partial` file in the same folder, hashed as it is
+written, flushed to disk, then hard-linked to its final name: `link` fails when the name exists,
+which makes the write conditional (exactly one of two concurrent publishers wins) and the archive
+appears whole or not at all, and only with the bytes the archive's sha256 names. Metadata goes
+to `<archive>.json` beside it, written by the winner only. Promotion between two folder stores
+copies the staging file, never the local archive.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from tritonbuild.publish.archive import Archive, normalized_metadata, sha256_of_file
 from tritonbuild.publish.destination import LocalDestination
-from tritonbuild.publish.errors import PublishError
+from tritonbuild.publish.errors import ArchiveChangedError, PublishError
 from tritonbuild.publish.progress import ProgressListener, TransferProgress
 from tritonbuild.publish.store import Store, StoredObject, VerificationError, WriteOutcome
 
@@ -61,12 +61,20 @@ class LocalStore:
 
     def write_new(
         self,
-        source: Path,
+        archive: Archive,
         key: str,
         metadata: Mapping[str, str],
         progress: ProgressListener | None,
     ) -> WriteOutcome:
-        return self._write(source, key, metadata, progress, None)
+        def refuse(sha256: str) -> PublishError:
+            return ArchiveChangedError(
+                f"{archive.path} is not the archive package-triton hashed: its bytes have sha256 "
+                f"{sha256}, its digests say {archive.sha256}. It changed after it was packaged; "
+                f"nothing was written to {self.url_for(key)}. Rebuild it with package-triton, "
+                "then publish."
+            )
+
+        return self._write(archive.path, archive, key, metadata, progress, refuse)
 
     def copy_refusal(self, source: Store) -> str | None:
         if not isinstance(source, LocalStore):
@@ -83,27 +91,27 @@ class LocalStore:
         progress: ProgressListener | None,
     ) -> WriteOutcome:
         assert isinstance(source, LocalStore)
-        staged = source.root / source_key
 
-        def check(sha256: str) -> None:
-            if sha256 != archive.sha256:
-                raise PublishError(
-                    f"{source.url_for(source_key)} has sha256 {sha256}, not the {archive.sha256} "
-                    f"it records: the staging file was changed; nothing was written to "
-                    f"{self.url_for(key)}. Publish the version again under a new number."
-                )
+        def refuse(sha256: str) -> PublishError:
+            return PublishError(
+                f"{source.url_for(source_key)} has sha256 {sha256}, not the {archive.sha256} it "
+                f"records: the staging file was changed; nothing was written to "
+                f"{self.url_for(key)}. Publish the version again under a new number."
+            )
 
-        return self._write(staged, key, metadata, progress, check)
+        return self._write(source.root / source_key, archive, key, metadata, progress, refuse)
 
     def _write(
         self,
         source: Path,
+        archive: Archive,
         key: str,
         metadata: Mapping[str, str],
         progress: ProgressListener | None,
-        check: Callable[[str], None] | None,
+        refuse: Callable[[str], PublishError],
     ) -> WriteOutcome:
-        """Copy `source` to a hidden partial file (hashing it for `check`), then link it."""
+        """Copy `source` to a hidden partial file, hashing it; link it under `key` only if it
+        holds the archive's bytes (else `refuse(their sha256)`) and the key is free."""
         final = self.root / key
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -111,10 +119,9 @@ class LocalStore:
             raise PublishError(f"cannot create the store folder {self.root}: {exc}") from None
         partial = self.root / f".{key}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}"
         try:
-            progress_counter = TransferProgress(source.stat().st_size, progress)
-            sha256 = self._copy_durably(source, partial, progress_counter)
-            if check is not None:
-                check(sha256)
+            sha256 = self._copy_durably(source, partial, TransferProgress(archive.size, progress))
+            if sha256 != archive.sha256:
+                raise refuse(sha256)
             if not self._link_if_absent(partial, final):
                 return WriteOutcome.KEY_EXISTS
             _fsync_folder(self.root)
@@ -125,7 +132,7 @@ class LocalStore:
         finally:
             partial.unlink(missing_ok=True)
 
-    def verify(self, key: str, archive: Archive) -> str:
+    def verify(self, key: str, archive: Archive, source: StoredObject | None = None) -> str:
         stored = self.stat(key)
         if stored is None:
             raise VerificationError(f"{self.url_for(key)} is missing after the write")

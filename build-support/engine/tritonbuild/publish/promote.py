@@ -88,5 +88,6 @@ def promote_between(
         lambda: target.copy_new(source, source_key, key, archive, metadata, progress),
         status="copied",
         source_url=source_url,
+        source=staged,
         found_free=True,
     )

@@ -17,6 +17,7 @@ import pytest
 
 from tritonbuild.publish.destination import LocalDestination
 from tritonbuild.publish.errors import (
+    ArchiveChangedError,
     ConflictError,
     PromotionRefused,
     PublishError,
@@ -234,3 +235,18 @@ def test_local_promotion_copies_the_staging_file_not_the_local_archive(tmp_path,
     assert str(staged) in str(refused.value) and "nothing was written" in str(refused.value)
     assert not (tmp_path / "production" / "screen_3.tar.gz").exists()
     assert _leftovers(tmp_path / "production") == []
+
+
+def test_changed_archive_is_refused_by_the_folder_store(tmp_path, make_archive):
+    archive = make_archive()
+    with archive.path.open("r+b") as edited:
+        edited.seek(archive.size // 2)
+        edited.write(b"\0")
+    store_folder = tmp_path / "store"
+
+    with pytest.raises(ArchiveChangedError) as refused:
+        publish_to_store(archive, _store(store_folder))
+
+    assert str(archive.path) in str(refused.value)
+    assert not (store_folder / "screen_3.tar.gz").exists()
+    assert _leftovers(store_folder) == []
