@@ -168,7 +168,7 @@ def run_archive(settings: Settings) -> SuiteResult:
             "weights": "float32, seeded normal(0, 0.02)",
             "repeats": repeats,
             "ours": "tritonbuild.archive.write_tar_gz as model archives use it (ISA-L level 1, "
-            "1 MiB blocks, all cores, with the publish digests: SHA-256, part MD5s, CRC64NVME)",
+            "1 MiB blocks, all cores, with the publish digests: SHA-256, part MD5s and CRC32s)",
             "ours_level_3": "the same writer at DENSE_COMPRESS_LEVEL = 3, as env tarballs use it",
             "pigz": pigz or "not installed",
         }

@@ -3,16 +3,14 @@
 `package` hashes each model archive once, while writing it:
 - the SHA-256 of the whole file: the archive's identity, recorded in the store's metadata;
 - for each part of `PART_SIZE` bytes (the part size of the upload): its MD5, which every S3 store
-  returns as the part's ETag, and its checksum in `CHECKSUM_ALGORITHM` (CRC64NVME), which S3
-  verifies as the part arrives;
-- the whole file's checksum in that algorithm: S3's full-object checksum, the same whatever the
-  part size, so a server-side copy in other parts still carries it.
+  returns as the part's ETag, and its checksum in `CHECKSUM_ALGORITHM` (CRC32), which S3
+  verifies as the part arrives and combines into the object's checksum. CRCs combine: the
+  parts' give the whole file's too, which is what a copy made in one request carries.
 
 They are written beside the archive as `<archive>.digests.json` and travel with it through Pants'
 digest, so `publish` uploads without reading the file beforehand, and checks what the store
-computed against them. CRC64NVME is the cheapest of S3's checksums to compute (BENCHMARKS.md
-measures each) and still catches any accidental change; the identity that guards against
-deliberate ones is the SHA-256 (docs/publishing.md says why the choice holds).
+computed against them. docs/publishing.md says why CRC32 (BENCHMARKS.md measures each of S3's
+algorithms); the identity that guards against deliberate change is the SHA-256.
 """
 
 from __future__ import annotations
@@ -22,10 +20,11 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from awscrt import checksums
 
@@ -34,6 +33,7 @@ __all__ = [
     "CHECKSUM_ALGORITHM",
     "CHECKSUM_ALGORITHMS",
     "SIDECAR_SUFFIX",
+    "UploadType",
     "ArchiveDigests",
     "DigestsError",
     "Digester",
@@ -46,7 +46,7 @@ __all__ = [
 MiB = 1024 * 1024
 # The part size of uploads (awscli's): 10,000 parts of 8 MiB allow archives up to 78 GiB.
 PART_SIZE = 8 * MiB
-CHECKSUM_ALGORITHM = "CRC64NVME"
+CHECKSUM_ALGORITHM = "CRC32"
 SIDECAR_SUFFIX = ".digests.json"
 _FORMAT = 1
 _READ_CHUNK = MiB
@@ -63,7 +63,7 @@ class _Running(Protocol):
 
 
 class _Crc:
-    """A running CRC, computed by awscrt (hardware-accelerated)."""
+    """A running CRC (zlib's CRC32, awscrt's hardware-accelerated CRC32C and CRC64NVME)."""
 
     def __init__(self, function: Callable[[memoryview, int], int], width: int) -> None:
         self._function = function
@@ -77,26 +77,32 @@ class _Crc:
         return self._value.to_bytes(self._width, "big")
 
 
+UploadType = Literal["COMPOSITE", "FULL_OBJECT"]
+
+
 @dataclass(frozen=True)
 class _Algorithm:
-    """One of S3's checksum algorithms: how to compute a part's value, and how S3 combines the
-    parts into the object's (FULL_OBJECT: the CRC of all the bytes, combined from the parts';
-    COMPOSITE, SHA-256 here: the SHA-256 of the parts' digests, suffixed `-<parts>`)."""
+    """One of S3's checksum algorithms: a part's value, and the object's two forms. COMPOSITE
+    (S3's default for a multipart upload, except CRC64NVME): the algorithm over the parts'
+    checksums, suffixed `-<parts>`. FULL_OBJECT: the checksum of all the bytes, which is what a
+    copy in one request gets; for a CRC it is combined from the parts' CRCs."""
 
     running: Callable[[], _Running]
-    full_object: bool
+    upload_type: UploadType
     combine: Callable[[int, int, int], int] | None = None
 
-    def object_checksum(self, parts: tuple[bytes, ...], sizes: tuple[int, ...]) -> str:
-        if not self.full_object:
-            combined = hashlib.sha256(b"".join(parts)).digest()
-            return f"{_b64(combined)}-{len(parts)}"
-        assert self.combine is not None
-        width = len(parts[0])
+    def composite(self, parts: tuple[bytes, ...]) -> str:
+        running = self.running()
+        running.update(memoryview(b"".join(parts)))
+        return f"{_b64(running.digest())}-{len(parts)}"
+
+    def full_object(self, parts: tuple[bytes, ...], sizes: tuple[int, ...], sha256: str) -> str:
+        if self.combine is None:  # SHA-256: the archive's own digest
+            return _b64(bytes.fromhex(sha256))
         value = int.from_bytes(parts[0], "big")
         for part, size in zip(parts[1:], sizes[1:]):
             value = int(self.combine(value, int.from_bytes(part, "big"), size))
-        return _b64(value.to_bytes(width, "big"))
+        return _b64(value.to_bytes(len(parts[0]), "big"))
 
 
 def _crc(function: Callable[[memoryview, int], int], width: int) -> Callable[[], _Running]:
@@ -105,10 +111,12 @@ def _crc(function: Callable[[memoryview, int], int], width: int) -> Callable[[],
 
 # The algorithms the benchmarks compare; CHECKSUM_ALGORITHM is the one uploads use.
 CHECKSUM_ALGORITHMS: dict[str, _Algorithm] = {
-    "CRC64NVME": _Algorithm(_crc(checksums.crc64nvme, 8), True, checksums.combine_crc64nvme),
-    "CRC32C": _Algorithm(_crc(checksums.crc32c, 4), True, checksums.combine_crc32c),
-    "CRC32": _Algorithm(_crc(checksums.crc32, 4), True, checksums.combine_crc32),
-    "SHA256": _Algorithm(hashlib.sha256, False),
+    "CRC32": _Algorithm(_crc(zlib.crc32, 4), "COMPOSITE", checksums.combine_crc32),
+    "CRC32C": _Algorithm(_crc(checksums.crc32c, 4), "COMPOSITE", checksums.combine_crc32c),
+    "CRC64NVME": _Algorithm(
+        _crc(checksums.crc64nvme, 8), "FULL_OBJECT", checksums.combine_crc64nvme
+    ),
+    "SHA256": _Algorithm(hashlib.sha256, "COMPOSITE"),
 }
 
 
@@ -144,15 +152,25 @@ class ArchiveDigests:
         combined = hashlib.md5(b"".join(self.part_md5s), usedforsecurity=False).hexdigest()
         return f"{combined}-{self.parts}"
 
-    def object_checksum(self) -> str:
-        """The object's checksum as S3 reports it (with `-<parts>` for a composite)."""
-        return CHECKSUM_ALGORITHMS[self.algorithm].object_checksum(
-            self.part_checksums, self._part_sizes()
-        )
-
     @property
-    def full_object(self) -> bool:
-        return CHECKSUM_ALGORITHMS[self.algorithm].full_object
+    def upload_type(self) -> UploadType:
+        """The checksum type of an upload in these parts (S3's default for the algorithm)."""
+        return CHECKSUM_ALGORITHMS[self.algorithm].upload_type
+
+    def object_checksum(self) -> str:
+        """The checksum S3 reports for the object uploaded in these parts."""
+        if self.upload_type == "FULL_OBJECT":
+            return self.full_object_checksum()
+        return self.composite_checksum()
+
+    def composite_checksum(self) -> str:
+        """S3's COMPOSITE checksum of the object uploaded in these parts: `<base64>-<parts>`."""
+        return CHECKSUM_ALGORITHMS[self.algorithm].composite(self.part_checksums)
+
+    def full_object_checksum(self) -> str:
+        """The checksum of all the archive's bytes (a copy made in one request has this one)."""
+        algorithm = CHECKSUM_ALGORITHMS[self.algorithm]
+        return algorithm.full_object(self.part_checksums, self._part_sizes(), self.sha256)
 
     def _part_sizes(self) -> tuple[int, ...]:
         full, last = divmod(self.size, self.part_size)

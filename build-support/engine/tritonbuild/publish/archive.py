@@ -8,7 +8,6 @@ with the parts' digests an upload to S3 needs; an archive without them is hashed
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import subprocess
@@ -39,7 +38,6 @@ __all__ = [
     "normalized_metadata",
     "sha256_of_stream",
     "sha256_of_file",
-    "hex_to_base64",
 ]
 
 # User metadata keys (x-amz-meta-*): lower case, because S3 lower-cases them and some
@@ -240,8 +238,3 @@ def sha256_of_stream(stream: BinaryIO | Iterable[bytes]) -> str:
 def sha256_of_file(path: Path) -> str:
     with path.open("rb") as stream:
         return sha256_of_stream(stream)
-
-
-def hex_to_base64(hexdigest: str) -> str:
-    """S3 reports checksums as base64 of the raw digest."""
-    return base64.b64encode(bytes.fromhex(hexdigest)).decode("ascii")

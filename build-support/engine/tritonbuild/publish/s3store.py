@@ -7,7 +7,7 @@ multipart upload. botocore parameter hooks add what s3transfer does not:
   CopyObject): S3 then answers 412 instead of replacing an existing key. Stores that ignore the
   header (rclone's `serve s3`) are covered by the head-before and verify-after steps of the
   publisher;
-- each part's checksum, from the archive's digests (package-triton computed them while writing
+- each part's CRC32, from the archive's digests (package-triton computed them while writing
   it), which S3 verifies as the part arrives, so nothing is hashed here;
 - before the completion, each part's ETag (the MD5 the store computed of the part it received)
   against the digests: a file that changed since it was packaged is refused, the upload is
@@ -38,13 +38,8 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from tritonbuild.digests import PART_SIZE, ArchiveDigests
-from tritonbuild.publish.archive import (
-    Archive,
-    hex_to_base64,
-    normalized_metadata,
-    sha256_of_stream,
-)
+from tritonbuild.digests import CHECKSUM_ALGORITHM, PART_SIZE, ArchiveDigests
+from tritonbuild.publish.archive import Archive, normalized_metadata, sha256_of_stream
 from tritonbuild.publish.destination import S3Destination
 from tritonbuild.publish.errors import (
     ArchiveChangedError,
@@ -161,6 +156,8 @@ class _Transfer:
     """What the hooks of one upload or copy need and learn."""
 
     digests: ArchiveDigests | None
+    # A copy in parts asks for the full-object checksum, the same whatever the parts.
+    full_object_copy: bool = False
     etags_are_md5: bool = True
     completed_etag: str | None = None
 
@@ -281,17 +278,17 @@ class S3Store:
         progress: ProgressListener | None,
     ) -> WriteOutcome:
         """Server-side copy: CopyObject up to copy_threshold, the transfer manager's multipart
-        copy above; the store recomputes the checksum of what it copied."""
+        copy above; the store computes the full-object checksum of what it copied."""
         assert isinstance(source, S3Store)
         copy_source = {"Bucket": source.destination.bucket, "Key": source_key}
-        algorithm = archive.digests.algorithm if archive.digests else "CRC64NVME"
+        algorithm = archive.digests.algorithm if archive.digests else CHECKSUM_ALGORITHM
         extra_args = {
             "Metadata": dict(metadata),
             "MetadataDirective": "REPLACE",
             "ContentType": CONTENT_TYPE,
             "ChecksumAlgorithm": algorithm,
         }
-        transfer = _Transfer(None)
+        transfer = _Transfer(None, full_object_copy=algorithm != "SHA256")
         try:
             if archive.size <= self.settings.copy_threshold:
                 response = self.client.copy_object(
@@ -350,9 +347,10 @@ class S3Store:
             )
         mode = self.destination.verify_mode
         if mode == "checksum" and archive.digests is not None:
-            checked = _checksum_verdict(head, archive.digests, archive.sha256)
+            checked = _checksum_verdict(head, archive.digests)
             if checked is not None:
-                stored, expected, name = checked
+                stored, expected = checked
+                name = archive.digests.algorithm
                 if stored != expected:
                     raise VerificationError(
                         f"{where} has {name} checksum {stored}, the archive's is {expected}"
@@ -382,6 +380,9 @@ class S3Store:
         handlers = {
             "before-parameter-build.s3.UploadPart": functools.partial(
                 _send_part_checksum, transfer
+            ),
+            "before-parameter-build.s3.CreateMultipartUpload": functools.partial(
+                _declare_checksum_type, transfer
             ),
             "after-call.s3.CreateMultipartUpload": functools.partial(_note_encryption, transfer),
             "before-parameter-build.s3.CompleteMultipartUpload": functools.partial(
@@ -430,12 +431,19 @@ class S3Store:
 
 
 def _checksum_args(digests: ArchiveDigests) -> dict[str, str]:
-    """The upload's checksum: a full-object one is given whole (s3transfer then declares
-    ChecksumType FULL_OBJECT and sends it with the completion, where S3 checks it against the
-    parts); a composite one only by name."""
-    if digests.full_object:
-        return {f"Checksum{digests.algorithm}": digests.object_checksum()}
+    """The upload's checksum, of S3's default type for the algorithm: a full-object one is given
+    whole (s3transfer then declares ChecksumType FULL_OBJECT and sends it with the completion,
+    where S3 checks it against the parts); a composite one only by name (S3 combines the parts'
+    checksums it verified)."""
+    if digests.upload_type == "FULL_OBJECT":
+        return {f"Checksum{digests.algorithm}": digests.full_object_checksum()}
     return {"ChecksumAlgorithm": digests.algorithm}
+
+
+def _declare_checksum_type(transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
+    if transfer.full_object_copy:
+        # s3transfer does not pass ChecksumType to a copy; S3 takes it on the creation.
+        params["ChecksumType"] = "FULL_OBJECT"
 
 
 def _send_part_checksum(transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
@@ -486,21 +494,20 @@ def _etag(response: Mapping[str, Any]) -> str | None:
     return str(etag).strip('"').lower() if etag else None
 
 
-def _checksum_verdict(
-    head: Mapping[str, Any], digests: ArchiveDigests, sha256: str
-) -> tuple[str, str, str] | None:
-    """(the store's checksum, the archive's, the algorithm) when the store reports one in the
-    digests' algorithm; None otherwise. The `-<parts>` of a composite is left out of the
-    comparison (some stores omit it)."""
+def _checksum_verdict(head: Mapping[str, Any], digests: ArchiveDigests) -> tuple[str, str] | None:
+    """(the store's checksum, the archive's) when the store reports one the digests can be
+    compared with: the full-object checksum (of a copy, or a full-object upload), or the composite
+    of an upload in the digests' parts (some stores omit its `-<parts>`); None otherwise (no
+    checksum in the digests' algorithm, or a composite of other parts)."""
     stored = head.get(f"Checksum{digests.algorithm}")
     if not stored:
         return None
-    stored = str(stored).split("-")[0]
-    expected = digests.object_checksum().split("-")[0]
-    if not digests.full_object and stored == hex_to_base64(sha256):
-        # The SHA-256 of the whole object (a copy made in one request): its identity.
-        expected = stored
-    return stored, expected, digests.algorithm
+    value, _, parts = str(stored).partition("-")
+    if parts and parts != str(digests.parts):
+        return None
+    composite = digests.composite_checksum().split("-")[0]
+    candidates = {composite} if parts else {composite, digests.full_object_checksum()}
+    return value, value if value in candidates else digests.object_checksum()
 
 
 def _client_error(exc: BaseException) -> ClientError | None:

@@ -51,22 +51,41 @@ def test_digests_follow_s3s_definitions(tmp_path, units):
     assert digests.multipart_etag() == f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"
     composite = hashlib.sha256(b"".join(hashlib.sha256(part).digest() for part in parts))
     assert digests.object_checksum() == f"{_b64(composite.digest())}-{len(parts)}"
+    assert digests.full_object_checksum() == _b64(hashlib.sha256(data).digest())
     assert digests.part_checksum(1) == _b64(hashlib.sha256(parts[0]).digest())
 
 
 @pytest.mark.parametrize("units", [1, 5, 11, 20])
-def test_full_object_crc_is_the_crc_of_all_the_bytes_whatever_the_parts(tmp_path, units):
+def test_crc32_uploads_are_composite_and_their_full_object_crc_comes_from_the_parts(
+    tmp_path, units
+):
+    data = random.Random(units).randbytes(1024 * units + 7)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    part_crcs = [zlib.crc32(part).to_bytes(4, "big") for part in _parts(data)]
+
+    crc32 = digest_file(path, PART, "CRC32")
+
+    assert crc32.upload_type == "COMPOSITE"
+    assert crc32.part_checksum(1) == _b64(part_crcs[0])
+    composite = zlib.crc32(b"".join(part_crcs)).to_bytes(4, "big")
+    assert crc32.object_checksum() == f"{_b64(composite)}-{len(part_crcs)}"
+    assert crc32.full_object_checksum() == _b64(zlib.crc32(data).to_bytes(4, "big"))
+
+
+@pytest.mark.parametrize("units", [1, 5, 11, 20])
+def test_full_object_crcs_are_the_same_whatever_the_parts(tmp_path, units):
     data = random.Random(units).randbytes(1024 * units + 7)
     path = tmp_path / "blob"
     path.write_bytes(data)
 
-    crc32 = digest_file(path, PART, "CRC32")
-    assert crc32.object_checksum() == _b64(zlib.crc32(data).to_bytes(4, "big"))
-    assert crc32.part_checksum(1) == _b64(zlib.crc32(_parts(data)[0]).to_bytes(4, "big"))
-    for name in ("CRC64NVME", "CRC32C"):
-        whole = digest_file(path, len(data) + 1, name).object_checksum()
-        assert digest_file(path, PART, name).object_checksum() == whole
-        assert digest_file(path, 3 * PART, name).object_checksum() == whole
+    for name in ("CRC32", "CRC32C", "CRC64NVME"):
+        whole = digest_file(path, len(data) + 1, name).full_object_checksum()
+        assert digest_file(path, PART, name).full_object_checksum() == whole
+        assert digest_file(path, 3 * PART, name).full_object_checksum() == whole
+    crc64 = digest_file(path, PART, "CRC64NVME")
+    assert crc64.upload_type == "FULL_OBJECT"
+    assert crc64.object_checksum() == crc64.full_object_checksum()
 
 
 def test_the_digester_gives_the_same_digests_however_the_bytes_arrive(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import zlib
 from dataclasses import replace
 
 import pytest
@@ -62,7 +64,9 @@ def test_promotion_copies_the_tested_bytes_server_side_and_keeps_metadata(
 def test_moto_promotion_of_a_large_object_copies_in_parts(
     moto_s3, make_archive, small_parts, record_calls
 ):
-    """Above copy_threshold (5 GiB by default, 5 MiB here) the managed multipart copy runs."""
+    """Above copy_threshold (5 GiB by default, 5 MiB here) the managed multipart copy runs, in
+    other parts than the upload's: it asks for the full-object CRC32, which the archive's
+    digests give whatever the parts, and is verified by it."""
     staging_bucket = moto_s3.new_bucket("staging")
     production_bucket = moto_s3.new_bucket("production")
     archive = make_archive(size=11 * MiB)
@@ -80,6 +84,9 @@ def test_moto_promotion_of_a_large_object_copies_in_parts(
     stored = moto_s3.read(production_bucket, KEY)
     assert hashlib.sha256(stored).hexdigest() == archive.sha256
     assert _metadata(moto_s3, production_bucket)["git-commit"] == archive.git_commit
+    head = moto_s3.client().head_object(Bucket=production_bucket, Key=KEY, ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == base64.b64encode(zlib.crc32(stored).to_bytes(4, "big")).decode()
+    assert production.verify(KEY, archive) == "the store's CRC32 checksum"
 
 
 def test_promotion_refuses_when_staging_lacks_the_version(

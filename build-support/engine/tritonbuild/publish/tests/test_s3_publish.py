@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import zlib
 from dataclasses import replace
 
 import pytest
-from awscrt import checksums
 
 from tritonbuild.digests import sidecar_path
 from tritonbuild.publish.archive import Archive
@@ -49,11 +49,12 @@ def test_publish_uploads_archive_with_metadata(s3_server, make_archive, small_pa
 def test_upload_sends_the_packaged_part_checksums_and_hashes_nothing(
     s3_server, make_archive, small_parts, record_requests
 ):
-    """Each part carries the CRC64NVME package-triton recorded (botocore computes none), and no
+    """Each part carries the CRC32 package-triton recorded (botocore computes none), and no
     payload is hashed for the signature: the bytes are read once, to be sent."""
     bucket = s3_server.new_bucket()
     archive = make_archive(size=11 * MiB)
     assert archive.note == "" and archive.digests is not None
+    assert archive.digests.algorithm == "CRC32"
     store = s3_server.store(bucket, small_parts)
     requests = record_requests(store.client)
 
@@ -68,31 +69,33 @@ def test_upload_sends_the_packaged_part_checksums_and_hashes_nothing(
     stored = s3_server.read(bucket, KEY)
     size = archive.digests.part_size
     for number, headers in parts.items():
-        crc = checksums.crc64nvme(stored[(number - 1) * size : number * size])
+        crc = zlib.crc32(stored[(number - 1) * size : number * size])
         sent = {name.lower(): _text(value) for name, value in headers.items()}
-        assert sent["x-amz-checksum-crc64nvme"] == archive.digests.part_checksum(number)
-        assert archive.digests.part_checksum(number) == _b64(crc.to_bytes(8, "big"))
+        assert sent["x-amz-checksum-crc32"] == archive.digests.part_checksum(number)
+        assert archive.digests.part_checksum(number) == _b64(crc.to_bytes(4, "big"))
         assert sent["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
     assert "PutObject" not in {operation for operation, _ in requests}
 
 
-def test_verify_by_checksum_uses_the_stores_full_object_crc64nvme(
-    moto_s3, make_archive, small_parts, record_calls
-):
-    """verify=checksum compares the CRC64NVME S3 computed of the whole object (whatever its
-    parts) with the archive's, and reads nothing back."""
+def test_verify_by_checksum_uses_the_stores_crc32(moto_s3, make_archive, small_parts, record_calls):
+    """verify=checksum compares the CRC32 the store computed of the object (S3's composite: the
+    CRC32 of its parts' CRC32s) with the archive's digests, and reads nothing back."""
     bucket = moto_s3.new_bucket()
     archive = make_archive(size=11 * MiB)
     store = moto_s3.store(bucket, small_parts, verify="checksum")
     calls = record_calls(store.client)
 
     assert publish_to_store(archive, store).status == "uploaded"
+    assert store.verify(KEY, archive) == "the store's CRC32 checksum"
 
     assert "GetObject" not in {operation for operation, _ in calls}
     head = moto_s3.client().head_object(Bucket=bucket, Key=KEY, ChecksumMode="ENABLED")
-    whole = checksums.crc64nvme(moto_s3.read(bucket, KEY)).to_bytes(8, "big")
-    assert head["ChecksumCRC64NVME"] == _b64(whole) == archive.digests.object_checksum()
-    assert head["ChecksumType"] == "FULL_OBJECT"
+    stored, size = moto_s3.read(bucket, KEY), archive.digests.part_size
+    parts = b"".join(
+        zlib.crc32(stored[start : start + size]).to_bytes(4, "big")
+        for start in range(0, len(stored), size)
+    )
+    assert head["ChecksumCRC32"].split("-")[0] == _b64(zlib.crc32(parts).to_bytes(4, "big"))
 
 
 @pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["one-part", "multipart"])
@@ -133,7 +136,7 @@ def test_verification_catches_bytes_that_do_not_match_their_metadata(moto_s3, ma
         Key=KEY,
         Body=bytes(impostor),
         Metadata={"sha256": archive.sha256},
-        ChecksumAlgorithm="CRC64NVME",
+        ChecksumAlgorithm="CRC32",
     )
     store = moto_s3.store(bucket, verify=verify)
 
