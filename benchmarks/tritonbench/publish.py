@@ -16,6 +16,7 @@ algorithm S3 offers; and a promotion to another bucket, with the requests it sen
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,27 @@ def _awscli(settings: Settings) -> Path:
     return aws
 
 
+@dataclass(frozen=True)
+class _Server:
+    """A running S3 server: where it answers, and the CPU time it has used (which, unlike wall
+    time, another build on the machine does not inflate much)."""
+
+    endpoint: str
+    pid: int
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
-def _server(kind: str, root: Path) -> Iterator[str]:
-    """A loopback S3 server with both buckets created; yields its endpoint URL."""
+def _server(kind: str, root: Path) -> Iterator[_Server]:
+    """A loopback S3 server with both buckets created."""
     port = free_ports().http
     bin_dir = Path(sys.executable).parent
     if kind == "moto":
@@ -142,7 +161,7 @@ def _server(kind: str, root: Path) -> Iterator[str]:
         if kind == "moto":
             for bucket in (_BUCKET, _PRODUCTION_BUCKET):
                 _client(endpoint).create_bucket(Bucket=bucket)
-        yield endpoint
+        yield _Server(endpoint, process.pid)
     finally:
         process.terminate()
         try:
@@ -199,7 +218,7 @@ def _digest_costs(archive: Path, rounds: int) -> dict[str, Any]:
 def run_publish(settings: Settings) -> SuiteResult:
     size = settings.pick(2**30, 128 * 2**20)
     repeats = settings.pick(5, 1)
-    variant_rounds = settings.pick(3, 1)
+    variant_rounds = settings.pick(5, 1)
     result = SuiteResult("publish", settings.quick)
     root = settings.scratch / "publish"
     remove_tree(root)
@@ -216,13 +235,14 @@ def run_publish(settings: Settings) -> SuiteResult:
         env = engine_environment(_credentials())
         servers: dict[str, Any] = {}
         for kind in ("moto", "rclone"):
-            with _server(kind, root) as endpoint:
-                times = _side_by_side(archive, endpoint, aws, env, root, kind, repeats)
+            with _server(kind, root) as server:
+                endpoint = server.endpoint
+                times, cpu = _side_by_side(archive, server, aws, env, root, kind, repeats)
                 log(f"publish: {kind}: phases, checksum algorithms, promotion")
                 with _credentials_in_environment():
                     phases = _timed_phases(archive, endpoint)
                     _empty_buckets(endpoint)
-                    algorithms = _algorithms(archive, endpoint, variant_rounds)
+                    algorithms = _algorithms(archive, server, variant_rounds)
                     promotion = _promotion(archive, endpoint, repeats)
                 _empty_buckets(endpoint)
             ours = spread(times["tritonbuild publish"], 2)
@@ -234,6 +254,7 @@ def run_publish(settings: Settings) -> SuiteResult:
                 "aws_mb_s": round(size / 1e6 / theirs["median"], 1),
                 "speed_vs_aws": round(theirs["median"] / ours["median"], 2),
                 "paired_speed_vs_aws": _paired_ratio(times),
+                "cpu_s": cpu,
                 "tritonbuild_phases_s": phases,
                 "checksum_algorithms": algorithms,
                 "promotion": promotion,
@@ -280,57 +301,68 @@ def run_publish(settings: Settings) -> SuiteResult:
 
 def _side_by_side(
     archive: Path,
-    endpoint: str,
+    server: _Server,
     aws: Path,
     env: dict[str, str],
     root: Path,
     kind: str,
     repeats: int,
-) -> dict[str, list[float]]:
-    """Each round: our command, then aws's, into fresh keys; the buckets emptied after each."""
-    times: dict[str, list[float]] = {"tritonbuild publish": [], "aws s3 cp": []}
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Each round: our command, then aws's, into fresh keys; the buckets emptied after each.
+    Returns the wall times, and the median CPU seconds each command and the server used."""
+    endpoint = server.endpoint
+
+    def ours(repeat: int) -> tuple[list[str], dict[str, str]]:
+        return [
+            sys.executable,
+            "-m",
+            "tritonbuild",
+            "publish",
+            f"--archive={archive}",
+            f"--destination=s3://{_BUCKET}/publish-{repeat}",
+            f"--endpoint-url={endpoint}",
+            f"--git-commit={_COMMIT}",
+            f"--build-time={_BUILD_TIME}",
+            "--quiet",
+        ], env
+
+    def theirs(repeat: int) -> tuple[list[str], dict[str, str]]:
+        return [
+            str(aws),
+            "s3",
+            "cp",
+            str(archive),
+            f"s3://{_BUCKET}/aws-{repeat}/{archive.name}",
+            f"--endpoint-url={endpoint}",
+            "--only-show-errors",
+        ], {**os.environ, **_credentials()}
+
+    commands = {"tritonbuild publish": ours, "aws s3 cp": theirs}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    client_cpu: dict[str, list[float]] = {name: [] for name in commands}
+    server_cpu: dict[str, list[float]] = {name: [] for name in commands}
     for repeat in range(repeats):
-        seconds, _ = run_command(
-            [
-                sys.executable,
-                "-m",
-                "tritonbuild",
-                "publish",
-                f"--archive={archive}",
-                f"--destination=s3://{_BUCKET}/publish-{repeat}",
-                f"--endpoint-url={endpoint}",
-                f"--git-commit={_COMMIT}",
-                f"--build-time={_BUILD_TIME}",
-                "--quiet",
-            ],
-            cwd=root,
-            env=env,
-            what=f"tritonbuild publish to {kind}",
-        )
-        times["tritonbuild publish"].append(seconds)
-        _empty_buckets(endpoint)
-        seconds, _ = run_command(
-            [
-                str(aws),
-                "s3",
-                "cp",
-                str(archive),
-                f"s3://{_BUCKET}/aws-{repeat}/{archive.name}",
-                f"--endpoint-url={endpoint}",
-                "--only-show-errors",
-            ],
-            cwd=root,
-            env={**os.environ, **_credentials()},
-            what=f"aws s3 cp to {kind}",
-        )
-        times["aws s3 cp"].append(seconds)
-        _empty_buckets(endpoint)
+        for name, command in commands.items():
+            argv, command_env = command(repeat)
+            client, served = _own_cpu_s(resource.RUSAGE_CHILDREN), server.cpu_s()
+            seconds, _ = run_command(argv, cwd=root, env=command_env, what=f"{name} to {kind}")
+            times[name].append(seconds)
+            client_cpu[name].append(_own_cpu_s(resource.RUSAGE_CHILDREN) - client)
+            server_cpu[name].append(server.cpu_s() - served)
+            _empty_buckets(endpoint)
         log(
             f"publish: {kind} round {repeat + 1}/{repeats}: tritonbuild "
             f"{times['tritonbuild publish'][-1]:.1f} s, aws {times['aws s3 cp'][-1]:.1f} s, "
             f"load {os.getloadavg()[0]:.1f}"
         )
-    return times
+    cpu = {
+        name: {
+            "client": round(statistics.median(client_cpu[name]), 2),
+            "server": round(statistics.median(server_cpu[name]), 2),
+        }
+        for name in commands
+    }
+    return times, cpu
 
 
 def _paired_ratio(times: dict[str, list[float]]) -> float:
@@ -402,24 +434,31 @@ def _timed_phases(path: Path, endpoint: str) -> dict[str, Any]:
     }
 
 
-def _algorithms(path: Path, endpoint: str, rounds: int) -> dict[str, Any]:
+def _algorithms(path: Path, server: _Server, rounds: int) -> dict[str, Any]:
     """The upload and its verification with each checksum algorithm's packaged digests,
-    interleaved; and whether the store computed a checksum that matches the digests'."""
+    interleaved: wall time, this process's and the server's CPU time; and whether the store
+    computed a checksum that matches the digests'."""
+    endpoint = server.endpoint
     base = _load(path)
     archives = {
         name: replace(base, digests=digest_file(path, PART_SIZE, name))
         for name in CHECKSUM_ALGORITHMS
     }
     times: dict[str, list[float]] = {name: [] for name in archives}
+    client_cpu: dict[str, list[float]] = {name: [] for name in archives}
+    server_cpu: dict[str, list[float]] = {name: [] for name in archives}
     store_checksum: dict[str, str] = {}
     for round_ in range(rounds):
         for name, archive in archives.items():
             store = _store(endpoint, _BUCKET, f"algorithm-{round_}-{name.lower()}")
             key = store.key_for(archive.filename)
+            client, served = _own_cpu_s(), server.cpu_s()
             started = time.perf_counter()
             store.write_new(archive, key, archive.metadata(), None)
             store.verify(key, archive)
             times[name].append(time.perf_counter() - started)
+            client_cpu[name].append(_own_cpu_s() - client)
+            server_cpu[name].append(server.cpu_s() - served)
             head = store.client.head_object(Bucket=_BUCKET, Key=key, ChecksumMode="ENABLED")
             stored = str(head.get(f"Checksum{name}") or "").split("-")[0]
             assert archive.digests is not None
@@ -429,7 +468,13 @@ def _algorithms(path: Path, endpoint: str, rounds: int) -> dict[str, Any]:
             )
             _empty_buckets(endpoint)
     return {
-        name: {"upload_and_verify_s": spread(samples, 2), "store_checksum": store_checksum[name]}
+        name: {
+            "upload_and_verify_s": spread(samples, 2),
+            "client_cpu_s": round(statistics.median(client_cpu[name]), 2),
+            "server_cpu_s": round(statistics.median(server_cpu[name]), 2),
+            "type": archives[name].digests.upload_type,  # type: ignore[union-attr]
+            "store_checksum": store_checksum[name],
+        }
         for name, samples in times.items()
     }
 

@@ -313,6 +313,7 @@ def _publish(doc: dict[str, Any]) -> list[str]:
     phase_names = ("read_digests", "check_key_free", "upload", "verify")
     rows, phases, notes = [], [], []
     for server, entry in r.items():
+        cpu = entry.get("cpu_s", {})
         rows.append(
             [
                 server,
@@ -320,6 +321,10 @@ def _publish(doc: dict[str, Any]) -> list[str]:
                 _spread(entry["aws_s3_cp_s"]),
                 f"{entry['speed_vs_aws']:g}x",
                 f"{entry.get('paired_speed_vs_aws', '-')}x",
+                *(
+                    f"{cpu[tool]['client']:g} / {cpu[tool]['server']:g}" if tool in cpu else "-"
+                    for tool in ("tritonbuild publish", "aws s3 cp")
+                ),
             ]
         )
         timed = entry["tritonbuild_phases_s"]
@@ -333,7 +338,15 @@ def _publish(doc: dict[str, Any]) -> list[str]:
         f"{c['tritonbuild_settings']}; aws: {c['aws_settings']}.",
         "",
         *_table(
-            ["server", "tritonbuild publish", "aws s3 cp", "speed vs aws", "paired ratio"],
+            [
+                "server",
+                "tritonbuild publish",
+                "aws s3 cp",
+                "speed vs aws",
+                "paired ratio",
+                "CPU s, ours: client / server",
+                "CPU s, aws: client / server",
+            ],
             rows,
         ),
         "",
@@ -345,20 +358,18 @@ def _publish(doc: dict[str, Any]) -> list[str]:
     if algorithms:
         lines += [
             "",
-            "Each checksum algorithm: its digests in package-triton's pass (SHA-256, part MD5s "
-            "and the algorithm), and the upload plus verification with them (s):",
+            "Each checksum algorithm, with S3's default type for a multipart upload: its digests "
+            "in package-triton's pass (SHA-256, part MD5s and the algorithm), and the upload plus "
+            "verification with them: wall time, then the median CPU seconds of this process and "
+            "of the server, and whether the server's own checksum matched the digests':",
             "",
             *_table(
                 ["algorithm", "digests", *(f"{s}: upload + verify" for s in servers)],
                 [
                     [
-                        name,
+                        f"{name} ({_algorithm_type(r, name)})",
                         _spread(cost),
-                        *(
-                            f"{_spread(r[s]['checksum_algorithms'][name]['upload_and_verify_s'])}"
-                            f"; store's checksum: {r[s]['checksum_algorithms'][name]['store_checksum']}"
-                            for s in servers
-                        ),
+                        *(_algorithm_cell(r[s]["checksum_algorithms"][name]) for s in servers),
                     ]
                     for name, cost in algorithms.items()
                 ],
@@ -382,6 +393,20 @@ def _publish(doc: dict[str, Any]) -> list[str]:
             *_table(["server", "requests", "body bytes sent", "time"], promotions),
         ]
     return [*lines, "", *(f"- {note}" for note in notes)]
+
+
+def _algorithm_type(results: dict[str, Any], name: str) -> str:
+    types = {entry["checksum_algorithms"][name].get("type", "?") for entry in results.values()}
+    return "/".join(sorted(types)).lower().replace("_", "-")
+
+
+def _algorithm_cell(entry: dict[str, Any]) -> str:
+    cpu = (
+        f"; CPU {entry['client_cpu_s']:g} / {entry['server_cpu_s']:g} s"
+        if "server_cpu_s" in entry
+        else ""
+    )
+    return f"{_spread(entry['upload_and_verify_s'])}{cpu}; its checksum: {entry['store_checksum']}"
 
 
 _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
