@@ -28,4 +28,26 @@ if [[ -z "${python}" ]]; then
   echo "error: no Python with the project's requirements; set PYTHON=/path/to/python" >&2
   exit 2
 fi
+
+# The suites that build the example models need their DVC-tracked weights, which a fresh clone
+# has only as pointers: pull the missing ones (from the in-repository remote by default), with
+# the dvc beside that Python, else the one from the lockfile.
+pull_missing_weights() {
+  local pointer missing=()
+  while IFS= read -r pointer; do
+    [[ -e "${repo}/${pointer%.dvc}" ]] || missing+=("${pointer}")
+  done < <(git -C "${repo}" ls-files -- 'models/*.dvc')
+  ((${#missing[@]})) || return 0
+  echo "benchmarks: pulling ${#missing[@]} DVC-tracked weight file(s) the models need" >&2
+  local dvc
+  dvc="$(dirname "${python}")/dvc"
+  if [[ -x "${dvc}" ]]; then
+    (cd "${repo}" && "${dvc}" pull --quiet "${missing[@]}")
+  else
+    (cd "${repo}" && ./pants run build-support:dvc -- pull --quiet "${missing[@]}")
+  fi
+}
+if [[ " $* " != *" --report-only "* ]]; then
+  pull_missing_weights
+fi
 exec "${python}" "${repo}/benchmarks/run.py" "$@"

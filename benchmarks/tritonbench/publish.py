@@ -1,32 +1,36 @@
 """Suite 6: publishing a 1 GiB archive to S3 on loopback, `tritonbuild publish` vs `aws s3 cp`.
 
-Two S3 servers on 127.0.0.1: moto (the faithful emulator: SHA-256 checksums, conditional
-writes) and rclone's `serve s3` (a real on-disk server without checksums). Both tools run as the
-command a CI job would run, with their default transfer settings, into a fresh key each time:
-- `python -m tritonbuild publish --archive ... --destination s3://...`: hashes the archive
-  (with its parts' digests, in one read), checks the key is free, uploads with SHA-256 checksums
-  and `If-None-Match`, then verifies what the store holds (with an endpoint URL, by default: by
-  the ETag the server computed, against the local file's MD5);
+Two S3 servers on 127.0.0.1: moto (the faithful emulator: checksums, conditional writes) and
+rclone's `serve s3` (a real on-disk server; it checks Content-MD5 only). The archive comes with
+its digests file, as package-triton writes it (the digests' cost is measured here too: it is
+paid once, in package-triton's writing pass). Both tools run as the command a CI job would run,
+with their default settings, into a fresh key each time, interleaved (ours, aws, ours, aws...):
+- `python -m tritonbuild publish --archive ... --destination s3://...`: checks the key is free,
+  uploads with the packaged part checksums and `If-None-Match`, checks each part's ETag before
+  completing, then verifies with one head request;
 - `aws s3 cp` (awscli from PyPI, in its own virtualenv because it pins botocore): uploads.
-Then one in-process run splits the publisher's time into its phases.
+Then, in this process: the publisher's phases one by one; the upload with each checksum
+algorithm S3 offers; and a promotion to another bucket, with the requests it sends.
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from tritonbench.common import (
@@ -40,8 +44,16 @@ from tritonbench.common import (
     run_command,
     spread,
 )
+from tritonbuild.digests import (
+    CHECKSUM_ALGORITHM,
+    CHECKSUM_ALGORITHMS,
+    PART_SIZE,
+    digest_file,
+    write_sidecar,
+)
 from tritonbuild.publish.archive import Archive
 from tritonbuild.publish.destination import S3Destination, parse_destination
+from tritonbuild.publish.promote import promote_between
 from tritonbuild.publish.s3store import S3Store, TransferSettings
 from tritonbuild.triton.server import LOOPBACK, free_ports
 
@@ -49,10 +61,13 @@ __all__ = ["run_publish", "AWSCLI_REQUIREMENT"]
 
 AWSCLI_REQUIREMENT = "awscli==1.46.3"
 _BUCKET = "tritonbench"
+_PRODUCTION_BUCKET = "tritonbench-production"
 _KEY_ID = "tritonbench"
 _SECRET = "tritonbench-secret"
 _MODEL = "bench"
 _READY_TIMEOUT_S = 60.0
+_COMMIT = "0000000"
+_BUILD_TIME = "2026-01-01T00:00:00Z"
 
 
 def _credentials() -> dict[str, str]:
@@ -85,16 +100,35 @@ def _awscli(settings: Settings) -> Path:
     return aws
 
 
+@dataclass(frozen=True)
+class _Server:
+    """A running S3 server: where it answers, and the CPU time it has used (which, unlike wall
+    time, another build on the machine does not inflate much)."""
+
+    endpoint: str
+    pid: int
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
-def _server(kind: str, root: Path) -> Iterator[str]:
-    """A loopback S3 server with the bucket created; yields its endpoint URL."""
+def _server(kind: str, root: Path) -> Iterator[_Server]:
+    """A loopback S3 server with both buckets created."""
     port = free_ports().http
     bin_dir = Path(sys.executable).parent
     if kind == "moto":
         command = [str(bin_dir / "moto_server"), "-H", LOOPBACK, "-p", str(port)]
     else:
         data = root / "rclone-data"
-        (data / _BUCKET).mkdir(parents=True, exist_ok=True)
+        for bucket in (_BUCKET, _PRODUCTION_BUCKET):
+            (data / bucket).mkdir(parents=True, exist_ok=True)
         command = [
             str(bin_dir / "rclone"),
             "serve",
@@ -125,8 +159,9 @@ def _server(kind: str, root: Path) -> Iterator[str]:
                     raise BenchError(f"{kind} S3 server did not answer within 60 s") from None
                 time.sleep(0.1)
         if kind == "moto":
-            _client(endpoint).create_bucket(Bucket=_BUCKET)
-        yield endpoint
+            for bucket in (_BUCKET, _PRODUCTION_BUCKET):
+                _client(endpoint).create_bucket(Bucket=bucket)
+        yield _Server(endpoint, process.pid)
     finally:
         process.terminate()
         try:
@@ -159,17 +194,31 @@ def _write_archive(path: Path, size: int) -> None:
             remaining -= chunk
 
 
-def _empty_bucket(endpoint: str) -> None:
+def _empty_buckets(endpoint: str) -> None:
     """Free the server's memory or disk between runs."""
     client = _client(endpoint)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=_BUCKET):
-        for item in page.get("Contents", []):
-            client.delete_object(Bucket=_BUCKET, Key=item["Key"])
+    for bucket in (_BUCKET, _PRODUCTION_BUCKET):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+
+
+def _digest_costs(archive: Path, rounds: int) -> dict[str, Any]:
+    """Seconds for the digests of the archive with each checksum algorithm (SHA-256, the
+    parts' MD5s and the algorithm, as package-triton's pass computes them), interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in CHECKSUM_ALGORITHMS}
+    for _ in range(rounds):
+        for name in CHECKSUM_ALGORITHMS:
+            started = time.perf_counter()
+            digest_file(archive, PART_SIZE, name)
+            times[name].append(time.perf_counter() - started)
+    return {name: spread(samples, 2) for name, samples in times.items()}
 
 
 def run_publish(settings: Settings) -> SuiteResult:
     size = settings.pick(2**30, 128 * 2**20)
-    repeats = settings.pick(3, 1)
+    repeats = settings.pick(5, 1)
+    variant_rounds = settings.pick(5, 1)
     result = SuiteResult("publish", settings.quick)
     root = settings.scratch / "publish"
     remove_tree(root)
@@ -178,57 +227,24 @@ def run_publish(settings: Settings) -> SuiteResult:
         aws = _awscli(settings)
         _, aws_version = run_command([str(aws), "--version"], cwd=root, what="aws --version")
         archive = root / f"{_MODEL}_1.tar.gz"
-        log(f"publish: writing a {size / 2**20:.0f} MiB archive")
+        log(f"publish: writing a {size / 2**20:.0f} MiB archive and its digests")
         _write_archive(archive, size)
+        write_sidecar(archive, digest_file(archive))
+        log("publish: the digests' cost with each checksum algorithm")
+        digest_costs = _digest_costs(archive, variant_rounds)
         env = engine_environment(_credentials())
         servers: dict[str, Any] = {}
         for kind in ("moto", "rclone"):
-            with _server(kind, root) as endpoint:
-                times: dict[str, list[float]] = {"tritonbuild publish": [], "aws s3 cp": []}
-                for repeat in range(repeats):
-                    seconds, _ = run_command(
-                        [
-                            str(settings.python),
-                            "-m",
-                            "tritonbuild",
-                            "publish",
-                            f"--archive={archive}",
-                            f"--destination=s3://{_BUCKET}/publish-{repeat}",
-                            f"--endpoint-url={endpoint}",
-                            "--git-commit=0000000",
-                            "--build-time=2026-01-01T00:00:00Z",
-                            "--quiet",
-                        ],
-                        cwd=root,
-                        env=env,
-                        what=f"tritonbuild publish to {kind}",
-                    )
-                    times["tritonbuild publish"].append(seconds)
-                    _empty_bucket(endpoint)
-                    seconds, _ = run_command(
-                        [
-                            str(aws),
-                            "s3",
-                            "cp",
-                            str(archive),
-                            f"s3://{_BUCKET}/aws-{repeat}/{archive.name}",
-                            f"--endpoint-url={endpoint}",
-                            "--only-show-errors",
-                        ],
-                        cwd=root,
-                        env={**os.environ, **_credentials()},
-                        what=f"aws s3 cp to {kind}",
-                    )
-                    times["aws s3 cp"].append(seconds)
-                    _empty_bucket(endpoint)
-                    log(
-                        f"publish: {kind} run {repeat + 1}/{repeats}: tritonbuild "
-                        f"{times['tritonbuild publish'][-1]:.1f} s, aws "
-                        f"{times['aws s3 cp'][-1]:.1f} s"
-                    )
-                log(f"publish: {kind}: phases of one publish, and upload variants")
-                phases = _phases(archive, endpoint)
-                _empty_bucket(endpoint)
+            with _server(kind, root) as server:
+                endpoint = server.endpoint
+                times, cpu = _side_by_side(archive, server, aws, env, root, kind, repeats)
+                log(f"publish: {kind}: phases, checksum algorithms, promotion")
+                with _credentials_in_environment():
+                    phases = _timed_phases(archive, endpoint)
+                    _empty_buckets(endpoint)
+                    algorithms = _algorithms(archive, server, variant_rounds)
+                    promotion = _promotion(archive, endpoint, repeats)
+                _empty_buckets(endpoint)
             ours = spread(times["tritonbuild publish"], 2)
             theirs = spread(times["aws s3 cp"], 2)
             servers[kind] = {
@@ -237,14 +253,23 @@ def run_publish(settings: Settings) -> SuiteResult:
                 "tritonbuild_mb_s": round(size / 1e6 / ours["median"], 1),
                 "aws_mb_s": round(size / 1e6 / theirs["median"], 1),
                 "speed_vs_aws": round(theirs["median"] / ours["median"], 2),
+                "paired_speed_vs_aws": _paired_ratio(times),
+                "cpu_s": cpu,
                 "tritonbuild_phases_s": phases,
+                "checksum_algorithms": algorithms,
+                "promotion": promotion,
             }
         result.config = {
             "archive_bytes": size,
             "repeats": repeats,
+            "order": "interleaved: tritonbuild publish, then aws s3 cp, in each round",
             "awscli": aws_version.strip(),
-            "tritonbuild_settings": "TransferSettings() defaults: 8 MiB parts, 10 threads",
-            "aws_settings": "awscli defaults: 8 MiB parts, 10 threads",
+            "tritonbuild_settings": (
+                f"TransferSettings() defaults: the digests' {PART_SIZE // 2**20} MiB parts, "
+                f"10 threads, {CHECKSUM_ALGORITHM} part checksums from the digests file"
+            ),
+            "aws_settings": "awscli defaults: 8 MiB parts, 10 threads, CRC32 computed per part",
+            "digests_s_by_algorithm": digest_costs,
         }
         result.results = servers
         result.targets = [
@@ -252,14 +277,99 @@ def run_publish(settings: Settings) -> SuiteResult:
                 f"publish speed vs aws s3 cp ({kind})",
                 ">= 1.0x",
                 f"{entry['speed_vs_aws']:.2f}x ({entry['tritonbuild_publish_s']['median']:.1f} s "
-                f"vs {entry['aws_s3_cp_s']['median']:.1f} s)",
+                f"vs {entry['aws_s3_cp_s']['median']:.1f} s, medians of {repeats} interleaved "
+                f"runs; paired ratio {entry['paired_speed_vs_aws']:.2f}x)",
                 entry["speed_vs_aws"] >= 1.0,
+            )
+            for kind, entry in servers.items()
+        ] + [
+            Target(
+                f"promotion ({kind})",
+                "a server-side copy plus one head request, no bytes through the client",
+                f"{', '.join(entry['promotion']['requests'])}; "
+                f"{entry['promotion']['client_body_bytes']} body bytes sent; "
+                f"{entry['promotion']['seconds']['median']:.2f} s",
+                entry["promotion"]["client_body_bytes"] == 0
+                and entry["promotion"]["requests"].count("CopyObject") == 1,
             )
             for kind, entry in servers.items()
         ]
         return result
     finally:
         remove_tree(root)
+
+
+def _side_by_side(
+    archive: Path,
+    server: _Server,
+    aws: Path,
+    env: dict[str, str],
+    root: Path,
+    kind: str,
+    repeats: int,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Each round: our command, then aws's, into fresh keys; the buckets emptied after each.
+    Returns the wall times, and the median CPU seconds each command and the server used."""
+    endpoint = server.endpoint
+
+    def ours(repeat: int) -> tuple[list[str], dict[str, str]]:
+        return [
+            sys.executable,
+            "-m",
+            "tritonbuild",
+            "publish",
+            f"--archive={archive}",
+            f"--destination=s3://{_BUCKET}/publish-{repeat}",
+            f"--endpoint-url={endpoint}",
+            f"--git-commit={_COMMIT}",
+            f"--build-time={_BUILD_TIME}",
+            "--quiet",
+        ], env
+
+    def theirs(repeat: int) -> tuple[list[str], dict[str, str]]:
+        return [
+            str(aws),
+            "s3",
+            "cp",
+            str(archive),
+            f"s3://{_BUCKET}/aws-{repeat}/{archive.name}",
+            f"--endpoint-url={endpoint}",
+            "--only-show-errors",
+        ], {**os.environ, **_credentials()}
+
+    commands = {"tritonbuild publish": ours, "aws s3 cp": theirs}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    client_cpu: dict[str, list[float]] = {name: [] for name in commands}
+    server_cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for repeat in range(repeats):
+        for name, command in commands.items():
+            argv, command_env = command(repeat)
+            client, served = _own_cpu_s(resource.RUSAGE_CHILDREN), server.cpu_s()
+            seconds, _ = run_command(argv, cwd=root, env=command_env, what=f"{name} to {kind}")
+            times[name].append(seconds)
+            client_cpu[name].append(_own_cpu_s(resource.RUSAGE_CHILDREN) - client)
+            server_cpu[name].append(server.cpu_s() - served)
+            _empty_buckets(endpoint)
+        log(
+            f"publish: {kind} round {repeat + 1}/{repeats}: tritonbuild "
+            f"{times['tritonbuild publish'][-1]:.1f} s, aws {times['aws s3 cp'][-1]:.1f} s, "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
+    cpu = {
+        name: {
+            "client": round(statistics.median(client_cpu[name]), 2),
+            "server": round(statistics.median(server_cpu[name]), 2),
+        }
+        for name in commands
+    }
+    return times, cpu
+
+
+def _paired_ratio(times: dict[str, list[float]]) -> float:
+    """The median over rounds of aws's time over ours in the same round: robust to load that
+    changes between rounds."""
+    pairs = zip(times["aws s3 cp"], times["tritonbuild publish"])
+    return round(statistics.median(theirs / ours for theirs, ours in pairs), 2)
 
 
 @contextmanager
@@ -276,46 +386,47 @@ def _credentials_in_environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _phases(path: Path, endpoint: str) -> dict[str, Any]:
-    """The publisher's steps timed one by one in this process, then the diagnostics that say
-    where a faster publish could come from."""
-    with _credentials_in_environment():
-        phases: dict[str, Any] = _timed_phases(path, endpoint)
-        _empty_bucket(endpoint)
-        phases["upload_variants_s"] = _upload_variants(path, endpoint)
-    return phases
+def _store(endpoint: str, bucket: str, prefix: str, verify: str | None = None) -> S3Store:
+    query = f"?verify={verify}" if verify else ""
+    destination = parse_destination(f"s3://{bucket}/{prefix}{query}", endpoint_url=endpoint)
+    if not isinstance(destination, S3Destination):
+        raise BenchError("the publish suite needs S3 destinations")
+    return S3Store(destination, TransferSettings())
 
 
-def _timed_phases(path: Path, endpoint: str) -> dict[str, Any]:
-    settings = TransferSettings()
-    started = time.perf_counter()
-    archive = Archive.load(
+def _load(path: Path) -> Archive:
+    return Archive.load(
         path,
         _MODEL,
         "1",
-        git_commit="0000000",
-        build_time="2026-01-01",
-        part_size=settings.multipart_chunksize,
+        git_commit=_COMMIT,
+        build_time=_BUILD_TIME,
+        part_size=TransferSettings().part_size,
     )
-    hashed = time.perf_counter()
-    destination = parse_destination(f"s3://{_BUCKET}/phases", endpoint_url=endpoint)
-    if not isinstance(destination, S3Destination):
-        raise BenchError("the phases run needs an S3 destination")
-    store = S3Store(destination, settings)
+
+
+def _timed_phases(path: Path, endpoint: str) -> dict[str, Any]:
+    """The publisher's steps timed one by one in this process, as `publish` runs them."""
+    started = time.perf_counter()
+    archive = _load(path)
+    loaded = time.perf_counter()
+    if archive.note:
+        raise BenchError(f"the phases run found no usable digests: {archive.note}")
+    store = _store(endpoint, _BUCKET, "phases")
     key = store.key_for(archive.filename)
     if store.stat(key) is not None:
         raise BenchError(f"{key} exists before the phases run")
     checked = time.perf_counter()
-    store.write_new(archive.path, key, archive.metadata(), None)
+    store.write_new(archive, key, archive.metadata(), None)
     uploaded = time.perf_counter()
     verified_by = store.verify(key, archive)
     verified = time.perf_counter()
-    read_back = S3Store(replace(destination, verify="read"), settings)
+    read_back = _store(endpoint, _BUCKET, "phases", verify="read")
     read_back.verify(key, archive)
     read_back_seconds = time.perf_counter() - verified
     return {
-        "hash_archive": round(hashed - started, 2),
-        "check_key_free": round(checked - hashed, 2),
+        "read_digests": round(loaded - started, 2),
+        "check_key_free": round(checked - loaded, 2),
         "upload": round(uploaded - checked, 2),
         "verify": round(verified - uploaded, 2),
         "verified_by": verified_by,
@@ -323,27 +434,87 @@ def _timed_phases(path: Path, endpoint: str) -> dict[str, Any]:
     }
 
 
-def _upload_variants(path: Path, endpoint: str) -> dict[str, float]:
-    """boto3's upload_file alone (no hashing before, no verify after), with the publisher's
-    settings and with awscli's, with and without SHA-256 checksums: what the upload costs."""
-    variants: dict[str, tuple[int, int, str | None]] = {
-        "sha256, 32 MiB parts x 4 threads (publish before)": (32, 4, "SHA256"),
-        "crc32, 32 MiB parts x 4 threads": (32, 4, "CRC32"),
-        "sha256, 8 MiB parts x 10 threads (publish)": (8, 10, "SHA256"),
-        "crc32, 8 MiB parts x 10 threads (aws s3 cp)": (8, 10, "CRC32"),
+def _algorithms(path: Path, server: _Server, rounds: int) -> dict[str, Any]:
+    """The upload and its verification with each checksum algorithm's packaged digests,
+    interleaved: wall time, this process's and the server's CPU time; and whether the store
+    computed a checksum that matches the digests'."""
+    endpoint = server.endpoint
+    base = _load(path)
+    archives = {
+        name: replace(base, digests=digest_file(path, PART_SIZE, name))
+        for name in CHECKSUM_ALGORITHMS
     }
-    client = _client(endpoint)
-    seconds: dict[str, float] = {}
-    for index, (name, (part_mib, threads, checksum)) in enumerate(variants.items()):
-        config = TransferConfig(
-            multipart_threshold=part_mib * 2**20,
-            multipart_chunksize=part_mib * 2**20,
-            max_concurrency=threads,
-            use_threads=True,
-        )
-        extra = {"ChecksumAlgorithm": checksum} if checksum else {}
+    times: dict[str, list[float]] = {name: [] for name in archives}
+    client_cpu: dict[str, list[float]] = {name: [] for name in archives}
+    server_cpu: dict[str, list[float]] = {name: [] for name in archives}
+    store_checksum: dict[str, str] = {}
+    for round_ in range(rounds):
+        for name, archive in archives.items():
+            store = _store(endpoint, _BUCKET, f"algorithm-{round_}-{name.lower()}")
+            key = store.key_for(archive.filename)
+            client, served = _own_cpu_s(), server.cpu_s()
+            started = time.perf_counter()
+            store.write_new(archive, key, archive.metadata(), None)
+            store.verify(key, archive)
+            times[name].append(time.perf_counter() - started)
+            client_cpu[name].append(_own_cpu_s() - client)
+            server_cpu[name].append(server.cpu_s() - served)
+            head = store.client.head_object(Bucket=_BUCKET, Key=key, ChecksumMode="ENABLED")
+            stored = str(head.get(f"Checksum{name}") or "").split("-")[0]
+            assert archive.digests is not None
+            expected = archive.digests.object_checksum().split("-")[0]
+            store_checksum[name] = (
+                "none" if not stored else "matches" if stored == expected else "differs"
+            )
+            _empty_buckets(endpoint)
+    return {
+        name: {
+            "upload_and_verify_s": spread(samples, 2),
+            "client_cpu_s": round(statistics.median(client_cpu[name]), 2),
+            "server_cpu_s": round(statistics.median(server_cpu[name]), 2),
+            "type": archives[name].digests.upload_type,  # type: ignore[union-attr]
+            "store_checksum": store_checksum[name],
+        }
+        for name, samples in times.items()
+    }
+
+
+def _promotion(path: Path, endpoint: str, repeats: int) -> dict[str, Any]:
+    """Staging to production on the same server: the requests production's client sends, the
+    body bytes they carry, and the time."""
+    archive = _load(path)
+    staging = _store(endpoint, _BUCKET, "staging")
+    staging.write_new(archive, staging.key_for(archive.filename), archive.metadata(), None)
+    seconds: list[float] = []
+    requests: list[str] = []
+    body_bytes = [0]
+    for repeat in range(repeats):
+        production = _store(endpoint, _PRODUCTION_BUCKET, f"production-{repeat}")
+        if repeat == 0:
+            requests = _record(production.client, body_bytes)
         started = time.perf_counter()
-        client.upload_file(str(path), _BUCKET, f"variant-{index}", ExtraArgs=extra, Config=config)
-        seconds[name] = round(time.perf_counter() - started, 2)
-        _empty_bucket(endpoint)
-    return seconds
+        outcome = promote_between(archive, staging, production)
+        seconds.append(time.perf_counter() - started)
+        if outcome.status != "copied":
+            raise BenchError(f"promotion on {endpoint}: {outcome.line()}")
+    return {
+        "seconds": spread(seconds, 3),
+        "requests": requests,
+        "client_body_bytes": body_bytes[0],
+    }
+
+
+def _record(client: Any, body_bytes: list[int]) -> list[str]:
+    """The operations `client` sends from now on, and (in body_bytes[0]) their body bytes."""
+    operations: list[str] = []
+    lock = threading.Lock()
+
+    def remember(request: Any, event_name: str, **_: Any) -> None:
+        body = request.body
+        length = len(body) if hasattr(body, "__len__") else 0
+        with lock:
+            operations.append(event_name.rsplit(".", 1)[-1])
+            body_bytes[0] += length
+
+    client.meta.events.register("before-send.s3", remember)
+    return operations

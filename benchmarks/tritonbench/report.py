@@ -320,55 +320,104 @@ def _serving(doc: dict[str, Any]) -> list[str]:
 
 def _publish(doc: dict[str, Any]) -> list[str]:
     r, c = doc["results"], doc["config"]
-    rows = []
-    variants: dict[str, dict[str, float]] = {}
-    notes = []
+    servers = list(r)
+    phase_names = ("read_digests", "check_key_free", "upload", "verify")
+    rows, phases, notes = [], [], []
     for server, entry in r.items():
-        phases = entry["tritonbuild_phases_s"]
-        steps = ", ".join(
-            f"{name} {phases[name]:g}"
-            for name in ("hash_archive", "check_key_free", "upload", "verify")
-            if name in phases
-        )
+        cpu = entry.get("cpu_s", {})
         rows.append(
             [
                 server,
                 _spread(entry["tritonbuild_publish_s"]),
                 _spread(entry["aws_s3_cp_s"]),
                 f"{entry['speed_vs_aws']:g}x",
-                steps,
+                f"{entry.get('paired_speed_vs_aws', '-')}x",
+                *(
+                    f"{cpu[tool]['client']:g} / {cpu[tool]['server']:g}" if tool in cpu else "-"
+                    for tool in ("tritonbuild publish", "aws s3 cp")
+                ),
             ]
         )
-        for name, seconds in phases.get("upload_variants_s", {}).items():
-            variants.setdefault(name, {})[server] = seconds
-        if "verified_by" in phases:
-            notes.append(
-                f"{server}: verified by {phases['verified_by']} ({phases['verify']:g} s); "
-                f"by reading it back instead: {phases.get('verify_by_reading_back', '?')} s"
-            )
-    servers = list(r)
+        timed = entry["tritonbuild_phases_s"]
+        phases.append([server, *(timed.get(name, "-") for name in phase_names)])
+        notes.append(
+            f"{server}: verified by {timed['verified_by']} ({timed['verify']:g} s); by reading "
+            f"it back instead: {timed['verify_by_reading_back']:g} s"
+        )
     lines = [
-        f"{c['archive_bytes']:,} bytes; {c['awscli']}; ours: {c['tritonbuild_settings']}; "
-        f"aws: {c['aws_settings']}.",
+        f"{c['archive_bytes']:,} bytes; {c['awscli']}; {c['order']}. Ours: "
+        f"{c['tritonbuild_settings']}; aws: {c['aws_settings']}.",
         "",
         *_table(
-            ["server", "tritonbuild publish", "aws s3 cp", "speed vs aws", "publish phases (s)"],
+            [
+                "server",
+                "tritonbuild publish",
+                "aws s3 cp",
+                "speed vs aws",
+                "paired ratio",
+                "CPU s, ours: client / server",
+                "CPU s, aws: client / server",
+            ],
             rows,
         ),
+        "",
+        "The publisher's phases, one run in-process (s):",
+        "",
+        *_table(["server", "read digests", "key free? (head)", "upload", "verify (head)"], phases),
     ]
-    if variants:
+    algorithms = c.get("digests_s_by_algorithm", {})
+    if algorithms:
         lines += [
             "",
-            "boto3 `upload_file` alone, by settings (s):",
+            "Each checksum algorithm, with S3's default type for a multipart upload: its digests "
+            "in package-triton's pass (SHA-256, part MD5s and the algorithm), and the upload plus "
+            "verification with them: wall time, then the median CPU seconds of this process and "
+            "of the server, and whether the server's own checksum matched the digests':",
             "",
             *_table(
-                ["checksum, parts x threads", *servers],
-                [[name, *(by.get(s, "-") for s in servers)] for name, by in variants.items()],
+                ["algorithm", "digests", *(f"{s}: upload + verify" for s in servers)],
+                [
+                    [
+                        f"{name} ({_algorithm_type(r, name)})",
+                        _spread(cost),
+                        *(_algorithm_cell(r[s]["checksum_algorithms"][name]) for s in servers),
+                    ]
+                    for name, cost in algorithms.items()
+                ],
             ),
         ]
-    if notes:
-        lines += ["", *(f"- {note}" for note in notes)]
-    return lines
+    promotions = [
+        [
+            server,
+            ", ".join(entry["promotion"]["requests"]),
+            entry["promotion"]["client_body_bytes"],
+            _spread(entry["promotion"]["seconds"]),
+        ]
+        for server, entry in r.items()
+        if "promotion" in entry
+    ]
+    if promotions:
+        lines += [
+            "",
+            "Promotion to another bucket on the same server (production's requests):",
+            "",
+            *_table(["server", "requests", "body bytes sent", "time"], promotions),
+        ]
+    return [*lines, "", *(f"- {note}" for note in notes)]
+
+
+def _algorithm_type(results: dict[str, Any], name: str) -> str:
+    types = {entry["checksum_algorithms"][name].get("type", "?") for entry in results.values()}
+    return "/".join(sorted(types)).lower().replace("_", "-")
+
+
+def _algorithm_cell(entry: dict[str, Any]) -> str:
+    cpu = (
+        f"; CPU {entry['client_cpu_s']:g} / {entry['server_cpu_s']:g} s"
+        if "server_cpu_s" in entry
+        else ""
+    )
+    return f"{_spread(entry['upload_and_verify_s'])}{cpu}; its checksum: {entry['store_checksum']}"
 
 
 def _env_memory(doc: dict[str, Any]) -> list[str]:

@@ -43,6 +43,7 @@ from typing import IO, BinaryIO, Literal, cast
 
 from isal import igzip, igzip_threaded, isal_zlib
 
+from tritonbuild.digests import ArchiveDigests, Digester
 from tritonbuild.errors import ArchiveError
 
 __all__ = [
@@ -91,13 +92,15 @@ class Entry:
 
 @dataclass(frozen=True)
 class ArchiveSummary:
-    """What was written: the final path, its size and sha256, and how much it holds."""
+    """What was written: the final path, its size and sha256, and how much it holds; with
+    `digests=True`, also what publishing needs (tritonbuild.digests), from the same pass."""
 
     path: Path
     size: int
     sha256: str
     entries: int
     uncompressed_bytes: int
+    digests: ArchiveDigests | None = None
 
 
 def source_date_epoch() -> int:
@@ -329,12 +332,14 @@ _INFLATE_ERROR = cast(type[Exception], isal_zlib.error)
 
 
 class _HashingWriter(io.RawIOBase):
-    """Pass-through writer that hashes and counts what reaches the file."""
+    """Pass-through writer that hashes and counts what reaches the file (with a Digester, also
+    the parts' digests publishing needs)."""
 
-    def __init__(self, sink: IO[bytes]) -> None:
+    def __init__(self, sink: IO[bytes], digester: Digester | None = None) -> None:
         super().__init__()
         self._sink = sink
         self.digest = hashlib.sha256()
+        self.digester = digester
         self.size = 0
 
     def writable(self) -> bool:
@@ -343,9 +348,18 @@ class _HashingWriter(io.RawIOBase):
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(data)
         self._sink.write(view)
-        self.digest.update(view)
+        if self.digester is not None:
+            self.digester.update(view)  # its SHA-256 is the file's
+        else:
+            self.digest.update(view)
         self.size += view.nbytes
         return view.nbytes
+
+    def summary_digests(self) -> tuple[str, ArchiveDigests | None]:
+        if self.digester is None:
+            return self.digest.hexdigest(), None
+        digests = self.digester.finish()
+        return digests.sha256, digests
 
     def flush(self) -> None:
         self._sink.flush()
@@ -407,8 +421,10 @@ def write_tar_gz(
     mtime: int | None = None,
     threads: int | None = None,
     level: int = COMPRESS_LEVEL,
+    digests: bool = False,
 ) -> ArchiveSummary:
-    """Write `entries` as a deterministic tar.gz at `output` (atomically), at ISA-L `level`."""
+    """Write `entries` as a deterministic tar.gz at `output` (atomically), at ISA-L `level`;
+    with `digests`, hash it for publishing as it is written."""
     output = Path(output)
     if level not in range(4):
         raise ArchiveError(f"{output}: ISA-L compression level {level} is not one of 0, 1, 2, 3")
@@ -423,7 +439,7 @@ def write_tar_gz(
     uncompressed = 0
     try:
         with handle:
-            hashing = _HashingWriter(handle)
+            hashing = _HashingWriter(handle, Digester() if digests else None)
             gzip_stream = _open_threaded_gzip(
                 hashing,
                 "wb",
@@ -449,12 +465,14 @@ def write_tar_gz(
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
+    sha256, part_digests = hashing.summary_digests()
     return ArchiveSummary(
         path=output,
         size=hashing.size,
-        sha256=hashing.digest.hexdigest(),
+        sha256=sha256,
         entries=len(members),
         uncompressed_bytes=uncompressed,
+        digests=part_digests,
     )
 
 

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module, which exposes `add_parser(subparsers)`; the parser it
 adds sets `handler`, a function taking the parsed arguments and returning the exit status. To
-add a subcommand, write such a module and list it in SUBCOMMAND_MODULES.
+add a subcommand, write such a module and list it in SUBCOMMANDS. A command imports only its
+own module: `publish` does not wait for tritonclient's import (seconds on a small CI runner).
 
 A `UserError` (bad input) prints `error: <message>` on stderr and exits 2, without a traceback.
 """
@@ -16,36 +17,41 @@ from collections.abc import Sequence
 
 from tritonbuild.errors import UserError
 
-__all__ = ["SUBCOMMAND_MODULES", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "SUBCOMMAND_MODULES", "build_parser", "main"]
 
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "tritonbuild.validate",
-    "tritonbuild.envbuild",
-    "tritonbuild.package",
-    "tritonbuild.triton.cli",
-    "tritonbuild.publish.cli",
-    "tritonbuild.endpoint.cli",
-)
+# Each subcommand, and the module whose add_parser adds it.
+SUBCOMMANDS: dict[str, str] = {
+    "validate": "tritonbuild.validate",
+    "build-env": "tritonbuild.envbuild",
+    "package": "tritonbuild.package",
+    "test-triton": "tritonbuild.triton.cli",
+    "publish": "tritonbuild.publish.cli",
+    "promote": "tritonbuild.publish.cli",
+    "endpoint": "tritonbuild.endpoint.cli",
+}
+SUBCOMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(SUBCOMMANDS.values()))
 
 USER_ERROR_EXIT = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser: with a known `command`, only its module's subcommands; else all."""
     parser = argparse.ArgumentParser(
         prog="python -m tritonbuild",
         description="Validate, build and package Triton model folders.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    for module_name in SUBCOMMAND_MODULES:
+    modules = (SUBCOMMANDS[command],) if command in SUBCOMMANDS else SUBCOMMAND_MODULES
+    for module_name in modules:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return its exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments[0] if arguments else None)
+    args = parser.parse_args(arguments)
     try:
         status: int = args.handler(args)
     except UserError as error:

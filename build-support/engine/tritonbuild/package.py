@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonbuild.archive import Entry, default_threads, tree_entries, write_tar_gz
+from tritonbuild.digests import sidecar_path, write_sidecar
 from tritonbuild.envbuild import EnvManifest, read_env_manifest
 from tritonbuild.errors import PackageError
 from tritonbuild.profile_check import profile_note
@@ -83,10 +84,12 @@ class PackageSummary:
     env_size: int | None
     env_python_version: str | None
     notes: tuple[str, ...] = ()
+    digests_path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "digests": str(self.digests_path) if self.digests_path else None,
             "size": self.size,
             "sha256": self.sha256,
             "model": self.model,
@@ -181,7 +184,12 @@ def package_model(
         assert env is not None
         entries.append(Entry(arcname=arcname, kind="file", source=Path(env)))
     output = Path(output_dir) / model.archive_name
-    written = write_tar_gz(entries, output, threads=threads)
+    # The digests publishing needs come from the pass that writes the archive; an old digests
+    # file never outlives the archive it described.
+    sidecar_path(output).unlink(missing_ok=True)
+    written = write_tar_gz(entries, output, threads=threads, digests=True)
+    assert written.digests is not None
+    digests_path = write_sidecar(output, written.digests)
     return PackageSummary(
         path=written.path,
         size=written.size,
@@ -194,6 +202,7 @@ def package_model(
         env_size=Path(env).stat().st_size if env is not None else None,
         env_python_version=manifest.python_version if manifest else None,
         notes=tuple(note for note in [profile_note(model)] if note),
+        digests_path=digests_path,
     )
 
 

@@ -306,13 +306,12 @@ async def package_triton_model(
 
     contents = await Get(DigestContents, Digest, result.output_digest)
     summary = json.loads(next(c.content for c in contents if c.path == _SUMMARY_FILE))
-    archive_path = next(c.path for c in contents if c.path.startswith(f"{_OUT_DIR}/"))
+    archive_path = summary["path"]
+    # The archive's digests file travels with it, for publish (the engine finds it beside it).
+    files = PathGlobs([archive_path, summary["digests"]])
     archive = await Get(
         Digest,
-        RemovePrefix(
-            await Get(Digest, DigestSubset(result.output_digest, PathGlobs([archive_path]))),
-            _OUT_DIR,
-        ),
+        RemovePrefix(await Get(Digest, DigestSubset(result.output_digest, files)), _OUT_DIR),
     )
     return TritonArchive(
         model_name=field_set.model_name,

@@ -18,6 +18,7 @@ from tritonbuild.publish.destination import (
     parse_destination,
 )
 from tritonbuild.publish.errors import (
+    ArchiveChangedError,
     ConflictError,
     DestinationError,
     PromotionRefused,
@@ -34,6 +35,7 @@ __all__ = [
     "LocalDestination",
     "S3Destination",
     "parse_destination",
+    "ArchiveChangedError",
     "ConflictError",
     "DestinationError",
     "PromotionRefused",

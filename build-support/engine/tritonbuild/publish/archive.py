@@ -1,24 +1,29 @@
 """The facts about one built archive that a store records next to its bytes.
 
 The archive's SHA-256 is its identity: publishing compares it with what a store already holds
-to tell a harmless re-run (same bytes) from a forbidden overwrite (different bytes).
+to tell a harmless re-run (same bytes) from a forbidden overwrite (different bytes). It comes
+from the digests package-triton wrote beside the archive while writing it (tritonbuild.digests),
+with the parts' digests an upload to S3 needs; an archive without them is hashed here, once.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import subprocess
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable, Mapping
 
-from tritonbuild.archive import default_threads
-from tritonbuild.publish.errors import PublishError
+from tritonbuild.digests import (
+    ArchiveDigests,
+    DigestsError,
+    digest_file,
+    read_sidecar,
+    sidecar_path,
+)
+from tritonbuild.publish.errors import ArchiveChangedError, PublishError
 
 __all__ = [
     "Archive",
@@ -27,16 +32,12 @@ __all__ = [
     "META_MODEL",
     "META_VERSION",
     "META_BUILD_TIME",
+    "S3_MAX_PARTS",
     "archive_filename",
+    "fits_s3_multipart",
     "normalized_metadata",
     "sha256_of_stream",
     "sha256_of_file",
-    "hex_to_base64",
-    "composite_sha256",
-    "PartDigests",
-    "hash_archive",
-    "md5_etag",
-    "whole_md5",
 ]
 
 # User metadata keys (x-amz-meta-*): lower case, because S3 lower-cases them and some
@@ -46,6 +47,11 @@ META_GIT_COMMIT = "git-commit"
 META_MODEL = "model-name"
 META_VERSION = "model-version"
 META_BUILD_TIME = "build-time"
+
+# S3's multipart limits: parts of 5 MiB to 5 GiB (the last may be shorter), at most 10,000.
+S3_MIN_PART = 5 * 1024 * 1024
+S3_MAX_PART = 5 * 1024**3
+S3_MAX_PARTS = 10_000
 
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VERSION_RE = re.compile(r"^[1-9][0-9]*$")
@@ -60,18 +66,19 @@ def archive_filename(model: str, version: str) -> str:
     return f"{model}_{version}.tar.gz"
 
 
-@dataclass(frozen=True)
-class PartDigests:
-    """The SHA-256 of each `part_size` slice of a file: what S3 combines into the checksum of a
-    multipart object. Kept from the pass that hashes the archive, so that verifying an upload by
-    its checksum reads nothing again."""
+def fits_s3_multipart(digests: ArchiveDigests) -> bool:
+    """Whether an upload in the digests' parts is one S3 accepts (else they are recomputed)."""
+    if digests.parts == 1:
+        return True
+    return S3_MIN_PART <= digests.part_size <= S3_MAX_PART and digests.parts <= S3_MAX_PARTS
 
-    part_size: int
-    sha256: tuple[bytes, ...]
 
-    def composite_sha256(self) -> str:
-        combined = hashlib.sha256(b"".join(self.sha256)).digest()
-        return f"{base64.b64encode(combined).decode('ascii')}-{len(self.sha256)}"
+def _part_size_for(size: int, preferred: int) -> int:
+    """`preferred`, doubled until the archive fits in S3's 10,000 parts (as s3transfer does)."""
+    part_size = max(preferred, S3_MIN_PART)
+    while -(-size // part_size) > S3_MAX_PARTS:
+        part_size *= 2
+    return part_size
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,10 @@ class Archive:
     sha256: str
     git_commit: str
     build_time: str
-    parts: PartDigests | None = field(default=None, compare=False, repr=False)
+    # The parts' digests an upload to S3 sends and checks; None for a folder store.
+    digests: ArchiveDigests | None = field(default=None, compare=False, repr=False)
+    # Why the archive was hashed here instead of taking package-triton's digests ("" if not).
+    note: str = field(default="", compare=False)
 
     @property
     def filename(self) -> str:
@@ -110,9 +120,12 @@ class Archive:
         git_commit: str | None = None,
         build_time: str | None = None,
         part_size: int | None = None,
+        digests_path: Path | None = None,
     ) -> Archive:
-        """Check the archive's name and format, and hash it once (with the digests of its
-        `part_size` parts, when given, in the same pass)."""
+        """Check the archive's name and format, and take its digests from `digests_path` (by
+        default `<archive>.digests.json` beside it). Without usable digests the archive is
+        hashed here, once, and `note` says why. With `part_size` (an upload to S3), the parts'
+        digests are needed too: computed at that size when missing."""
         version = str(version).strip()
         if not _MODEL_RE.match(model):
             raise PublishError(
@@ -135,7 +148,8 @@ class Archive:
         with path.open("rb") as stream:
             if stream.read(2) != _GZIP_MAGIC:
                 raise PublishError(f"{path}: not a gzip archive; rebuild it with package-triton")
-        sha256, parts = hash_archive(path, part_size)
+        size = path.stat().st_size
+        sha256, digests, note = _identity(path, size, digests_path, part_size)
         if git_commit is None:
             git_commit = _current_git_commit(path.parent)
         elif not _COMMIT_RE.match(git_commit):
@@ -151,83 +165,41 @@ class Archive:
             path=path,
             model=model,
             version=version,
-            size=path.stat().st_size,
+            size=size,
             sha256=sha256,
             git_commit=git_commit,
             build_time=build_time,
-            parts=parts,
+            digests=digests,
+            note=note,
         )
 
 
-def hash_archive(path: Path, part_size: int | None = None) -> tuple[str, PartDigests | None]:
-    """The file's sha256 and, with `part_size`, its parts' SHA-256s, from one read.
-
-    The whole-file digest is updated on a second thread while this one hashes the part: hashlib
-    releases the GIL, so the parts cost no extra time on a machine with two cores.
-    """
+def _identity(
+    path: Path, size: int, digests_path: Path | None, part_size: int | None
+) -> tuple[str, ArchiveDigests | None, str]:
+    """The archive's sha256 and digests: package-triton's when usable, else computed now."""
+    sidecar = digests_path or sidecar_path(path)
+    try:
+        recorded = read_sidecar(sidecar, path.name)
+    except FileNotFoundError:
+        reason = f"no digests file {sidecar.name} beside it (an archive from an older build)"
+    except (OSError, UnicodeDecodeError, DigestsError) as error:
+        reason = f"its digests file {sidecar} cannot be used ({error})"
+    else:
+        if recorded.size != size:
+            raise ArchiveChangedError(
+                f"{path} changed after package-triton wrote it: it has {size} bytes, but "
+                f"{sidecar.name} recorded {recorded.size}. Rebuild it with package-triton "
+                "(or delete both files and build again), then publish."
+            )
+        if part_size is None or fits_s3_multipart(recorded):
+            return recorded.sha256, recorded, ""
+        reason = f"the parts of its digests file do not fit S3's limits ({recorded.parts} parts)"
     if part_size is None:
-        return sha256_of_file(path), None
-    if part_size <= 0:
-        raise ValueError("part_size must be positive")
-    whole = hashlib.sha256()
-    digests: list[bytes] = []
-    with path.open("rb") as stream, ThreadPoolExecutor(max_workers=1) as helper:
-        while True:
-            part = hashlib.sha256()
-            remaining = part_size
-            while remaining and (chunk := stream.read(min(_CHUNK, remaining))):
-                pending = helper.submit(whole.update, chunk)
-                part.update(chunk)
-                pending.result()
-                remaining -= len(chunk)
-            if remaining == part_size and digests:
-                break
-            digests.append(part.digest())
-            if remaining:
-                break
-    return whole.hexdigest(), PartDigests(part_size=part_size, sha256=tuple(digests))
-
-
-def md5_etag(path: Path, part_size: int | None, threads: int | None = None) -> str:
-    """The ETag an S3 server computes for these bytes: their MD5 (one PUT, or servers such as
-    rclone's), or for a multipart upload the MD5 of the parts' MD5s, then `-<parts>`.
-
-    Parts are independent, so they are hashed on several threads.
-    """
-    if part_size is None:
-        whole = whole_md5(path)
-        assert whole is not None
-        return whole
-    if part_size <= 0:
-        raise ValueError("part_size must be positive")
-    size = path.stat().st_size
-
-    def part_md5(offset: int) -> bytes:
-        digest = hashlib.md5(usedforsecurity=False)
-        with path.open("rb") as stream:
-            stream.seek(offset)
-            remaining = min(part_size, size - offset)
-            while remaining and (chunk := stream.read(min(_CHUNK, remaining))):
-                digest.update(chunk)
-                remaining -= len(chunk)
-        return digest.digest()
-
-    with ThreadPoolExecutor(max_workers=max(1, threads or default_threads())) as pool:
-        digests = list(pool.map(part_md5, range(0, max(size, 1), part_size)))
-    combined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
-    return f"{combined}-{len(digests)}"
-
-
-def whole_md5(path: Path, stop: threading.Event | None = None) -> str | None:
-    """The file's MD5, or None when `stop` is set before the end (the caller found it needs
-    another digest)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            if stop is not None and stop.is_set():
-                return None
-            digest.update(chunk)
-    return digest.hexdigest()
+        sha256 = sha256_of_file(path)
+        return sha256, None, f"{reason}; hashed it now"
+    computed = digest_file(path, _part_size_for(size, part_size))
+    return computed.sha256, computed, f"{reason}; hashed it now, with its parts"
 
 
 def _current_git_commit(folder: Path) -> str:
@@ -266,15 +238,3 @@ def sha256_of_stream(stream: BinaryIO | Iterable[bytes]) -> str:
 def sha256_of_file(path: Path) -> str:
     with path.open("rb") as stream:
         return sha256_of_stream(stream)
-
-
-def hex_to_base64(hexdigest: str) -> str:
-    """S3 reports checksums as base64 of the raw digest."""
-    return base64.b64encode(bytes.fromhex(hexdigest)).decode("ascii")
-
-
-def composite_sha256(path: Path, part_size: int) -> str:
-    """S3's checksum of a multipart object: SHA-256 of the parts' digests, then `-<parts>`."""
-    _, parts = hash_archive(path, part_size)
-    assert parts is not None
-    return parts.composite_sha256()

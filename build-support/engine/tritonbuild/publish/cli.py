@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from tritonbuild.digests import SIDECAR_SUFFIX
 from tritonbuild.errors import UserError
 from tritonbuild.publish.archive import Archive
 from tritonbuild.publish.destination import (
@@ -84,9 +85,9 @@ def add_parser(subparsers: Any) -> None:
         "promote",
         help="copy the tested archive from staging to production",
         description=(
-            "Copy the staging object whose sha256 matches the local archive to production "
-            "(server-side when possible). Staging lacking it: the archive is uploaded. Staging "
-            "holding different bytes: refused."
+            "Copy the staging object whose sha256 matches the local archive to production, "
+            "server-side (never uploading it). Staging lacking it or holding different bytes: "
+            "refused."
         ),
     )
     _add_archive_arguments(promote_parser)
@@ -107,6 +108,13 @@ def _add_archive_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="PATH",
         help="the built <name>_<version>.tar.gz",
+    )
+    parser.add_argument(
+        "--digests",
+        type=Path,
+        metavar="PATH",
+        help="the digests package-triton wrote with the archive (default: "
+        f"<archive>{SIDECAR_SUFFIX} beside it; without them, the archive is hashed here)",
     )
     parser.add_argument("--model", help="model name (default: from the archive's file name)")
     parser.add_argument("--version", help="model version (default: from the archive's file name)")
@@ -143,7 +151,8 @@ def run_promote(args: argparse.Namespace) -> int:
 
 
 def _load_archive(args: argparse.Namespace, settings: TransferSettings | None) -> Archive:
-    """The archive, hashed once; for S3, with the digests of the parts it is uploaded in."""
+    """The archive with package-triton's digests (hashed here, with a note, without them);
+    for S3, with the digests of the parts it is uploaded in."""
     path: Path = args.archive
     model, version = args.model, args.version
     if model is None or version is None:
@@ -154,14 +163,18 @@ def _load_archive(args: argparse.Namespace, settings: TransferSettings | None) -
             )
         model = model if model is not None else match["model"]
         version = version if version is not None else match["version"]
-    return Archive.load(
+    archive = Archive.load(
         path,
         model,
         version,
         git_commit=args.git_commit if "git_commit" in args else None,
         build_time=args.build_time if "build_time" in args else None,
-        part_size=settings.multipart_chunksize if settings is not None else None,
+        part_size=settings.part_size if settings is not None else None,
+        digests_path=args.digests,
     )
+    if archive.note:
+        print(f"note: {path}: {archive.note}", file=sys.stderr, flush=True)
+    return archive
 
 
 def _destination(args: argparse.Namespace, text: str | None, stage: str) -> Destination:

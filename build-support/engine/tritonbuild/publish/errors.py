@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from tritonbuild.errors import UserError
 
-__all__ = ["PublishError", "ConflictError", "PromotionRefused", "DestinationError"]
+__all__ = [
+    "PublishError",
+    "ConflictError",
+    "PromotionRefused",
+    "DestinationError",
+    "ArchiveChangedError",
+]
 
 
 class PublishError(UserError):
@@ -21,3 +27,7 @@ class ConflictError(PublishError):
 
 class PromotionRefused(PublishError):
     """Staging holds different bytes than the archive that was built and tested."""
+
+
+class ArchiveChangedError(PublishError):
+    """The archive's bytes are not the ones package-triton hashed: refused before the key exists."""

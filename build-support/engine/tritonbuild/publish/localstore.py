@@ -1,25 +1,28 @@
 """A folder that behaves like the S3 store, so a fresh clone can publish with no S3.
 
-A new archive is written to a hidden `.partial` file in the same folder, flushed to disk, then
-hard-linked to its final name: `link` fails when the name exists, which makes the write
-conditional (exactly one of two concurrent publishers wins) and the archive appears whole or
-not at all. Metadata goes to `<archive>.json` beside it, written by the winner only.
+A new archive is written to a hidden `.partial` file in the same folder, hashed as it is
+written, flushed to disk, then hard-linked to its final name: `link` fails when the name exists,
+which makes the write conditional (exactly one of two concurrent publishers wins) and the archive
+appears whole or not at all, and only with the bytes the archive's sha256 names. Metadata goes
+to `<archive>.json` beside it, written by the winner only. Promotion between two folder stores
+copies the staging file, never the local archive.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import uuid
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from tritonbuild.publish.archive import Archive, normalized_metadata, sha256_of_file
 from tritonbuild.publish.destination import LocalDestination
-from tritonbuild.publish.errors import PublishError
+from tritonbuild.publish.errors import ArchiveChangedError, PublishError
 from tritonbuild.publish.progress import ProgressListener, TransferProgress
-from tritonbuild.publish.store import StoredObject, VerificationError, WriteOutcome
+from tritonbuild.publish.store import Store, StoredObject, VerificationError, WriteOutcome
 
 __all__ = ["LocalStore", "SIDECAR_SUFFIX"]
 
@@ -58,11 +61,57 @@ class LocalStore:
 
     def write_new(
         self,
-        source: Path,
+        archive: Archive,
         key: str,
         metadata: Mapping[str, str],
         progress: ProgressListener | None,
     ) -> WriteOutcome:
+        def refuse(sha256: str) -> PublishError:
+            return ArchiveChangedError(
+                f"{archive.path} is not the archive package-triton hashed: its bytes have sha256 "
+                f"{sha256}, its digests say {archive.sha256}. It changed after it was packaged; "
+                f"nothing was written to {self.url_for(key)}. Rebuild it with package-triton, "
+                "then publish."
+            )
+
+        return self._write(archive.path, archive, key, metadata, progress, refuse)
+
+    def copy_refusal(self, source: Store) -> str | None:
+        if not isinstance(source, LocalStore):
+            return f"{source.url} is not a folder store"
+        return None
+
+    def copy_new(
+        self,
+        source: Store,
+        source_key: str,
+        key: str,
+        archive: Archive,
+        metadata: Mapping[str, str],
+        progress: ProgressListener | None,
+    ) -> WriteOutcome:
+        assert isinstance(source, LocalStore)
+
+        def refuse(sha256: str) -> PublishError:
+            return PublishError(
+                f"{source.url_for(source_key)} has sha256 {sha256}, not the {archive.sha256} it "
+                f"records: the staging file was changed; nothing was written to "
+                f"{self.url_for(key)}. Publish the version again under a new number."
+            )
+
+        return self._write(source.root / source_key, archive, key, metadata, progress, refuse)
+
+    def _write(
+        self,
+        source: Path,
+        archive: Archive,
+        key: str,
+        metadata: Mapping[str, str],
+        progress: ProgressListener | None,
+        refuse: Callable[[str], PublishError],
+    ) -> WriteOutcome:
+        """Copy `source` to a hidden partial file, hashing it; link it under `key` only if it
+        holds the archive's bytes (else `refuse(their sha256)`) and the key is free."""
         final = self.root / key
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -70,7 +119,9 @@ class LocalStore:
             raise PublishError(f"cannot create the store folder {self.root}: {exc}") from None
         partial = self.root / f".{key}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}"
         try:
-            self._copy_durably(source, partial, TransferProgress(source.stat().st_size, progress))
+            sha256 = self._copy_durably(source, partial, TransferProgress(archive.size, progress))
+            if sha256 != archive.sha256:
+                raise refuse(sha256)
             if not self._link_if_absent(partial, final):
                 return WriteOutcome.KEY_EXISTS
             _fsync_folder(self.root)
@@ -81,7 +132,7 @@ class LocalStore:
         finally:
             partial.unlink(missing_ok=True)
 
-    def verify(self, key: str, archive: Archive) -> str:
+    def verify(self, key: str, archive: Archive, source: StoredObject | None = None) -> str:
         stored = self.stat(key)
         if stored is None:
             raise VerificationError(f"{self.url_for(key)} is missing after the write")
@@ -96,13 +147,17 @@ class LocalStore:
             )
         return "reading it back"
 
-    def _copy_durably(self, source: Path, target: Path, progress: TransferProgress) -> None:
+    def _copy_durably(self, source: Path, target: Path, progress: TransferProgress) -> str:
+        """Copy and flush to disk; the sha256 of the bytes written."""
+        digest = hashlib.sha256()
         with source.open("rb") as reader, target.open("xb") as writer:
             while chunk := reader.read(_CHUNK):
                 writer.write(chunk)
+                digest.update(chunk)
                 progress(len(chunk))
             writer.flush()
             os.fsync(writer.fileno())
+        return digest.hexdigest()
 
     def _link_if_absent(self, partial: Path, final: Path) -> bool:
         try:

@@ -37,8 +37,9 @@ class S3Call:
     creates_object: bool = False
 
 
-# The operations sent with `If-None-Match: *` (a botocore parameter hook adds it).
-CONDITIONAL_OPERATIONS = ("PutObject", "CompleteMultipartUpload", "CopyObject")
+# The operations sent with `If-None-Match: *` (a botocore parameter hook adds it). Uploads are
+# always multipart, so the completion is what creates an uploaded object.
+CONDITIONAL_OPERATIONS = ("CompleteMultipartUpload", "CopyObject")
 
 READ_CALLS: tuple[S3Call, ...] = (
     S3Call("HeadObject", "s3:GetObject", "object"),
@@ -49,7 +50,6 @@ READ_CALLS: tuple[S3Call, ...] = (
 )
 
 WRITE_CALLS: tuple[S3Call, ...] = (
-    S3Call("PutObject", "s3:PutObject", "object", if_none_match=True, creates_object=True),
     S3Call("CreateMultipartUpload", "s3:PutObject", "object"),
     S3Call("UploadPart", "s3:PutObject", "object"),
     S3Call(
@@ -77,4 +77,5 @@ COPY_SOURCE_CALLS: tuple[S3Call, ...] = (
 
 PUBLISH_CALLS: tuple[S3Call, ...] = READ_CALLS + WRITE_CALLS
 PROMOTE_SOURCE_CALLS: tuple[S3Call, ...] = READ_CALLS + COPY_SOURCE_CALLS
-PROMOTE_TARGET_CALLS: tuple[S3Call, ...] = READ_CALLS + WRITE_CALLS + COPY_WRITE_CALLS
+# Promotion never uploads: production only receives server-side copies of staging objects.
+PROMOTE_TARGET_CALLS: tuple[S3Call, ...] = READ_CALLS + COPY_WRITE_CALLS

@@ -1,29 +1,22 @@
 """Promote the archive that was built and tested from staging to production.
 
-Production receives exactly the staging object whose sha256 matches the local archive: by a
-server-side copy when both are behind the same S3 endpoint (metadata kept), otherwise by
-uploading the local bytes, which are identical. Staging holding different bytes is refused;
-staging holding nothing means the archive is uploaded the normal way. Production follows the
-same immutability rules as any publish.
+Production only ever receives a copy of the staging object whose sha256 matches the local
+archive, made by the store itself: a server-side copy when both are behind the same S3 endpoint
+(staging's metadata kept), a file copy between two folder stores. Nothing is uploaded from the
+local archive. Staging lacking the version, holding other bytes, or being where the store cannot
+copy from, is refused with production untouched. Production follows the same immutability rules
+as any publish.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from tritonbuild.publish.archive import META_MODEL, META_SHA256, META_VERSION, Archive
 from tritonbuild.publish.destination import Destination
 from tritonbuild.publish.errors import PromotionRefused
 from tritonbuild.publish.progress import ProgressListener
-from tritonbuild.publish.publisher import (
-    Outcome,
-    judge_existing,
-    open_store,
-    publish_to_store,
-    write_immutably,
-)
-from tritonbuild.publish.s3store import S3Store, TransferSettings
-from tritonbuild.publish.store import Store, WriteOutcome
+from tritonbuild.publish.publisher import Outcome, judge_existing, open_store, write_immutably
+from tritonbuild.publish.s3store import TransferSettings
+from tritonbuild.publish.store import Store
 
 __all__ = ["promote", "promote_between"]
 
@@ -55,12 +48,21 @@ def promote_between(
 
     source_key = source.key_for(archive.filename)
     source_url = source.url_for(source_key)
+    refusal = target.copy_refusal(source)
+    if refusal is not None:
+        raise PromotionRefused(
+            f"refusing to promote {archive.filename}: production only receives a copy of the "
+            f"staging object made by the store, and {refusal}. Put staging and production on "
+            "the same store (the same S3 endpoint, or two folders); nothing was written."
+        )
     staged = source.stat(source_key)
     if staged is None:
-        outcome = publish_to_store(archive, target, progress=progress)
-        note = f"{source_url} did not exist, so the archive was uploaded"
-        return replace(outcome, note=note) if outcome.status == "uploaded" else outcome
-
+        raise PromotionRefused(
+            f"refusing to promote: {source_url} does not exist. Production only receives a "
+            "copy of the staging object that was tested: publish this archive to staging first "
+            "(`python -m tritonbuild publish --stage staging`, or ./pants publish with "
+            "--triton-publish-stage=staging), then promote it; nothing was written."
+        )
     staged_sha = staged.recorded_sha256 or source.read_sha256(source_key)
     if staged_sha != archive.sha256 or staged.size != archive.size:
         raise PromotionRefused(
@@ -79,23 +81,13 @@ def promote_between(
         META_MODEL: archive.model,
         META_VERSION: archive.version,
     }
-    copied_server_side = True
-
-    def write() -> WriteOutcome:
-        nonlocal copied_server_side
-        if (
-            isinstance(target, S3Store)
-            and isinstance(source, S3Store)
-            and target.can_copy_from(source)
-        ):
-            copied = target.copy_new(source, source_key, key, metadata, archive.size, progress)
-            if copied is not None:
-                return copied
-        copied_server_side = False
-        return target.write_new(archive.path, key, metadata, progress)
-
-    outcome = write_immutably(target, key, archive, write, status="copied", source_url=source_url)
-    if outcome.status == "copied" and not copied_server_side:
-        note = f"same bytes as {source_url}, uploaded from the local archive"
-        return replace(outcome, status="uploaded", note=note)
-    return outcome
+    return write_immutably(
+        target,
+        key,
+        archive,
+        lambda: target.copy_new(source, source_key, key, archive, metadata, progress),
+        status="copied",
+        source_url=source_url,
+        source=staged,
+        found_free=True,
+    )

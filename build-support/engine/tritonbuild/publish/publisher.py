@@ -88,7 +88,7 @@ def publish_to_store(
         store,
         key,
         archive,
-        lambda: store.write_new(archive.path, key, archive.metadata(), progress),
+        lambda: store.write_new(archive, key, archive.metadata(), progress),
         status="uploaded",
     )
 
@@ -101,17 +101,20 @@ def write_immutably(
     *,
     status: Status,
     source_url: str | None = None,
+    source: StoredObject | None = None,
+    found_free: bool = False,
 ) -> Outcome:
-    """Head, write if free, verify; a lost race ends as a no-op or a conflict."""
+    """Head (unless the caller just `found_free` the key), write if free, verify (a copy:
+    against its `source`); a lost race ends as a no-op or a conflict."""
     url = store.url_for(key)
     for attempt in range(_WRITE_ATTEMPTS):
-        existing = store.stat(key)
+        existing = None if found_free and attempt == 0 else store.stat(key)
         if existing is not None:
             return judge_existing(store, key, existing, archive)
         outcome = write()
         if outcome is WriteOutcome.WRITTEN:
             try:
-                store.verify(key, archive)
+                store.verify(key, archive, source)
             except VerificationError as exc:
                 raise ConflictError(
                     f"conflict: {exc}. Another publisher wrote {archive.filename} at the same "

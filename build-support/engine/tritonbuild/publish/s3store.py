@@ -1,23 +1,28 @@
-"""The S3 store: boto3's transfer manager for the bytes, conditional writes against overwrite.
+"""The S3 store: boto3's transfer manager for the bytes, the archive's digests for their checks.
 
 Uploads go through `upload_file` with a `TransferConfig` (multipart, concurrency, progress);
 s3transfer makes the object appear only when the upload completes, and aborts a failed
-multipart upload. s3transfer's `ALLOWED_UPLOAD_ARGS` has no `IfNoneMatch`, so a botocore
-parameter hook adds `If-None-Match: *` to the requests that create the object (PutObject,
-CompleteMultipartUpload, CopyObject): S3 then answers 412 instead of replacing an existing key.
-Stores that ignore the header (rclone's `serve s3`) are covered by the head-before and
-verify-after steps of the publisher.
+multipart upload. botocore parameter hooks add what s3transfer does not:
+- `If-None-Match: *` on the requests that create the object (CompleteMultipartUpload,
+  CopyObject): S3 then answers 412 instead of replacing an existing key. Stores that ignore the
+  header (rclone's `serve s3`) are covered by the head-before and verify-after steps of the
+  publisher;
+- each part's CRC32, from the archive's digests (package-triton computed them while writing
+  it), which S3 verifies as the part arrives, so nothing is hashed here;
+- before the completion, each part's ETag (the MD5 the store computed of the part it received)
+  against the digests: a file that changed since it was packaged is refused, the upload is
+  aborted, and nothing appears at the key, on stores that check checksums or not.
+Every upload is multipart, even of one part, so that this check always comes before the key
+exists.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import boto3
 import botocore.session
@@ -33,21 +38,19 @@ from botocore.exceptions import (
 )
 from botocore.loaders import Loader, create_loader
 
-from tritonbuild.publish.archive import (
-    Archive,
-    composite_sha256,
-    hex_to_base64,
-    md5_etag,
-    normalized_metadata,
-    sha256_of_stream,
-    whole_md5,
-)
+from tritonbuild.digests import CHECKSUM_ALGORITHM, PART_SIZE, ArchiveDigests
+from tritonbuild.publish.archive import Archive, normalized_metadata, sha256_of_stream
 from tritonbuild.publish.destination import S3Destination
-from tritonbuild.publish.errors import DestinationError, PublishError
+from tritonbuild.publish.errors import (
+    ArchiveChangedError,
+    DestinationError,
+    PromotionRefused,
+    PublishError,
+)
 from tritonbuild.publish.permissions import CONDITIONAL_OPERATIONS
 from tritonbuild.publish.progress import ProgressListener, TransferProgress
 from tritonbuild.publish.redact import install_credential_redactor
-from tritonbuild.publish.store import StoredObject, VerificationError, WriteOutcome
+from tritonbuild.publish.store import Store, StoredObject, VerificationError, WriteOutcome
 
 __all__ = ["TransferSettings", "S3Store", "make_s3_client", "CONTENT_TYPE"]
 
@@ -55,20 +58,22 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 CONTENT_TYPE = "application/gzip"
 _READ_CHUNK = MiB
-_MULTIPART_ETAG_RE = re.compile(r"-[0-9]+$")
-_MD5_ETAG_RE = re.compile(r"^[0-9a-f]{32}(-[0-9]+)?$")
 _IF_NONE_MATCH_HOOK_ID = "tritonbuild-publish-if-none-match-{operation}"
+_UPLOAD_HOOK_ID = "tritonbuild-publish-upload-{event}"
+# Server-side encryption with KMS keys (or customer keys) makes ETags something other than MD5s.
+_ETAG_NOT_MD5_ENCRYPTION = ("aws:kms", "aws:kms:dsse")
+# What S3 answers when a part's bytes do not match the checksum sent with them.
+_CHECKSUM_MISMATCH_CODES = ("BadDigest", "XAmzContentChecksumMismatch")
 
 
 @dataclass(frozen=True)
 class TransferSettings:
     """How bytes move. Defaults suit archives of tens of MB to several GB on a small CI runner:
-    awscli's 8 MiB parts on 10 threads, which keep the connection busy while each part is
-    signed and checksummed (1.25x faster than 32 MiB on 4 threads against moto, see
-    BENCHMARKS.md). 10,000 parts of 8 MiB allow archives up to 78 GiB."""
+    awscli's 10 threads, on the digests' parts (8 MiB, tritonbuild.digests.PART_SIZE), which
+    keep the connection busy while each part is sent. `part_size` applies only to an archive
+    hashed here, without digests from package-triton."""
 
-    multipart_threshold: int = 8 * MiB
-    multipart_chunksize: int = 8 * MiB
+    part_size: int = PART_SIZE
     max_concurrency: int = 10
     # CopyObject copies up to 5 GiB in one request; larger objects are copied in parts.
     copy_threshold: int = 5 * GiB
@@ -77,12 +82,15 @@ class TransferSettings:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 120.0
 
-    def upload_config(self) -> TransferConfig:
+    def upload_config(self, part_size: int) -> TransferConfig:
+        # Every upload is multipart (threshold of one byte), in the digests' parts; the
+        # classic transfer manager, whose requests the hooks see (not the CRT one).
         return TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=self.multipart_chunksize,
+            multipart_threshold=1,
+            multipart_chunksize=part_size,
             max_concurrency=self.max_concurrency,
             use_threads=True,
+            preferred_transfer_client="classic",
         )
 
     def copy_config(self) -> TransferConfig:
@@ -91,19 +99,29 @@ class TransferSettings:
             multipart_chunksize=self.copy_chunksize,
             max_concurrency=self.max_concurrency,
             use_threads=True,
+            preferred_transfer_client="classic",
         )
 
 
 def make_s3_client(destination: S3Destination, settings: TransferSettings) -> Any:
     """A client from the standard credential chain; credentials are never read or shown here."""
     install_credential_redactor()
+    s3_options: dict[str, Any] = {
+        # Every body this client sends carries a checksum the store verifies (the parts), or is
+        # checked after (the completion, by the object's ETag): signing a SHA-256 of each part
+        # as well would hash the archive again. botocore already skips it over HTTPS when a
+        # request carries a checksum, but not when the checksum is set by the caller.
+        "payload_signing_enabled": False,
+    }
+    if destination.endpoint_url:
+        # S3-compatible servers on a host name or IP address want path-style URLs.
+        s3_options["addressing_style"] = "path"
     config = Config(
         signature_version="s3v4",
         retries={"mode": "standard", "max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout_s,
         read_timeout=settings.read_timeout_s,
-        # S3-compatible servers on a host name or IP address want path-style URLs.
-        s3={"addressing_style": "path"} if destination.endpoint_url else None,
+        s3=s3_options,
     )
     try:
         core_session = botocore.session.Session(profile=destination.profile)
@@ -125,6 +143,25 @@ def _shared_loader() -> Loader:
     return create_loader()
 
 
+class _PartsChanged(Exception):
+    """Raised from a hook to stop the transfer before it completes (s3transfer then aborts)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass
+class _Transfer:
+    """What the hooks of one upload or copy need and learn."""
+
+    digests: ArchiveDigests | None
+    # A copy in parts asks for the full-object checksum, the same whatever the parts.
+    full_object_copy: bool = False
+    etags_are_md5: bool = True
+    completed_etag: str | None = None
+
+
 class S3Store:
     def __init__(
         self,
@@ -135,6 +172,9 @@ class S3Store:
         self.destination = destination
         self.settings = settings or TransferSettings()
         self.client = client if client is not None else make_s3_client(destination, self.settings)
+        # The ETag the store returned for each key this store wrote: what it computed of the
+        # bytes it assembled, to compare with what a head request says afterwards.
+        self._written_etags: dict[str, str] = {}
         for operation in CONDITIONAL_OPERATIONS:
             self.client.meta.events.register(
                 f"before-parameter-build.s3.{operation}",
@@ -162,6 +202,7 @@ class S3Store:
         return StoredObject(
             size=int(head["ContentLength"]),
             metadata=normalized_metadata(head.get("Metadata") or {}),
+            etag=_etag(head),
         )
 
     def read_sha256(self, key: str) -> str:
@@ -177,99 +218,116 @@ class S3Store:
 
     def write_new(
         self,
-        source: Path,
+        archive: Archive,
         key: str,
         metadata: Mapping[str, str],
         progress: ProgressListener | None,
     ) -> WriteOutcome:
-        extra_args = {
+        digests = archive.digests
+        if digests is None:
+            raise PublishError(f"{archive.path}: an upload to S3 needs the archive's part digests")
+        extra_args: dict[str, Any] = {
             "Metadata": dict(metadata),
             "ContentType": CONTENT_TYPE,
-            "ChecksumAlgorithm": "SHA256",
+            **_checksum_args(digests),
         }
+        transfer = _Transfer(digests)
         try:
-            self.client.upload_file(
-                str(source),
-                self.destination.bucket,
-                key,
-                ExtraArgs=extra_args,
-                Callback=TransferProgress(source.stat().st_size, progress),
-                Config=self.settings.upload_config(),
-            )
+            with self._hooks(transfer):
+                self.client.upload_file(
+                    str(archive.path),
+                    self.destination.bucket,
+                    key,
+                    ExtraArgs=extra_args,
+                    Callback=TransferProgress(archive.size, progress),
+                    Config=self.settings.upload_config(digests.part_size),
+                )
+        except _PartsChanged as changed:
+            raise self._changed(archive, key, changed.detail) from None
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             refused = _refusal(exc)
             if refused is not None:
                 return refused
             error = _client_error(exc)
+            if error is not None and _code(error) in _CHECKSUM_MISMATCH_CODES:
+                detail = f"the store refused a part: {_describe(exc)}"
+                raise self._changed(archive, key, detail) from None
             interrupted = error is None or (_status(error) or 500) >= 500
             advice = "An interrupted upload never appears at the key: run publish again."
             raise self._failure("uploading", key, exc, advice if interrupted else "") from None
+        self._remember(key, transfer)
         return WriteOutcome.WRITTEN
 
-    def can_copy_from(self, other: object) -> bool:
+    def copy_refusal(self, source: Store) -> str | None:
         """A server-side copy needs both buckets behind the same endpoint."""
-        return (
-            isinstance(other, S3Store)
-            and other.destination.endpoint_url == self.destination.endpoint_url
-        )
+        if not isinstance(source, S3Store):
+            return f"{source.url} is not an S3 store"
+        if source.destination.endpoint_url != self.destination.endpoint_url:
+            where = source.destination.endpoint_url or "AWS"
+            here = self.destination.endpoint_url or "AWS"
+            return f"{source.url} is at {where} and {self.url} at {here}"
+        return None
 
     def copy_new(
         self,
-        source: S3Store,
+        source: Store,
         source_key: str,
         key: str,
+        archive: Archive,
         metadata: Mapping[str, str],
-        size: int,
         progress: ProgressListener | None,
-    ) -> WriteOutcome | None:
-        """Server-side copy; None when this store cannot do it (no conditional or part copy)."""
+    ) -> WriteOutcome:
+        """Server-side copy: CopyObject up to copy_threshold, the transfer manager's multipart
+        copy above; the store computes the full-object checksum of what it copied."""
+        assert isinstance(source, S3Store)
         copy_source = {"Bucket": source.destination.bucket, "Key": source_key}
+        algorithm = archive.digests.algorithm if archive.digests else CHECKSUM_ALGORITHM
         extra_args = {
             "Metadata": dict(metadata),
             "MetadataDirective": "REPLACE",
             "ContentType": CONTENT_TYPE,
-            "ChecksumAlgorithm": "SHA256",
+            "ChecksumAlgorithm": algorithm,
         }
+        transfer = _Transfer(None, full_object_copy=algorithm != "SHA256")
         try:
-            if size <= self.settings.copy_threshold:
-                self.client.copy_object(
+            if archive.size <= self.settings.copy_threshold:
+                response = self.client.copy_object(
                     Bucket=self.destination.bucket, Key=key, CopySource=copy_source, **extra_args
                 )
+                transfer.completed_etag = _etag(response.get("CopyObjectResult") or {})
                 if progress is not None:
-                    progress(size, size)
+                    progress(archive.size, archive.size)
             else:
-                self.client.copy(
-                    copy_source,
-                    self.destination.bucket,
-                    key,
-                    ExtraArgs=extra_args,
-                    Callback=TransferProgress(size, progress),
-                    Config=self.settings.copy_config(),
-                )
+                with self._hooks(transfer):
+                    self.client.copy(
+                        copy_source,
+                        self.destination.bucket,
+                        key,
+                        ExtraArgs=extra_args,
+                        Callback=TransferProgress(archive.size, progress),
+                        Config=self.settings.copy_config(),
+                    )
         except KeyError:
             # s3transfer reads the ETag of each copied part; some S3-compatible servers
-            # (rclone's `serve s3`) answer UploadPartCopy without one. The parts are aborted;
-            # the caller uploads the identical local bytes instead.
-            return None
+            # (rclone's `serve s3`) answer UploadPartCopy without one. The parts are aborted.
+            reason = "the store answers UploadPartCopy without an ETag"
+            raise self._cannot_copy(key, reason) from None
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _status(exc) == 501:
-                return None
+                reason = f"the store does not copy: {_describe(exc)}"
+                raise self._cannot_copy(key, reason) from None
             refused = _refusal(exc)
             if refused is not None:
                 return refused
             raise self._failure("copying to", key, exc) from None
+        self._remember(key, transfer)
         return WriteOutcome.WRITTEN
 
-    def verify(self, key: str, archive: Archive) -> str:
-        """Size and recorded sha256 from a head; then the bytes: by the store's checksum, by its
-        ETag, or by reading them back. Returns how the bytes were checked."""
-        if self.destination.verify_mode != "etag":
-            return self._verify(key, archive, None)
-        # Some servers (rclone's) compute the MD5 when first asked: hash the local file meanwhile.
-        with _BackgroundMd5(archive.path) as local_md5:
-            return self._verify(key, archive, local_md5)
-
-    def _verify(self, key: str, archive: Archive, local_md5: _BackgroundMd5 | None) -> str:
+    def verify(self, key: str, archive: Archive, source: StoredObject | None = None) -> str:
+        """One head request: size and recorded sha256, then the bytes by what the store
+        computed of them (its checksum on AWS, its ETag elsewhere), against the archive's
+        digests, the ETag the store gave when it completed this write, or (for a copy) the
+        source's ETag. Only when none of them settles it is the object read back."""
         try:
             head = self.client.head_object(
                 Bucket=self.destination.bucket, Key=key, ChecksumMode="ENABLED"
@@ -287,66 +345,82 @@ class S3Store:
             raise VerificationError(
                 f"{where} records sha256 {recorded}, the archive has {archive.sha256}"
             )
-        checksum = head.get("ChecksumSHA256")
         mode = self.destination.verify_mode
-        if mode == "checksum" and checksum:
-            stored_checksum = str(checksum).split("-")[0]
-            expected = self._expected_checksum(key, head, archive)
-            if stored_checksum != expected:
-                raise VerificationError(
-                    f"{where} has SHA-256 checksum {checksum}, the archive's is {expected}"
-                )
-            return "the store's SHA-256 checksum"
-        if local_md5 is not None and self._etag_matches(key, head, archive, local_md5):
-            return "the store's ETag (MD5)"
-        # An ETag that is no MD5 of the bytes (SSE-KMS, some servers) settles nothing: read.
+        if mode == "checksum" and archive.digests is not None:
+            checked = _checksum_verdict(head, archive.digests)
+            if checked is not None:
+                stored, expected = checked
+                name = archive.digests.algorithm
+                if stored != expected:
+                    raise VerificationError(
+                        f"{where} has {name} checksum {stored}, the archive's is {expected}"
+                    )
+                return f"the store's {name} checksum"
+        if mode != "read":
+            etag = _etag(head)
+            written = self._written_etags.get(key)
+            multipart = archive.digests.multipart_etag() if archive.digests else None
+            known = {written, source.etag if source else None, multipart} - {None}
+            if etag in known:
+                return "the store's ETag (MD5)"
+            if written is not None and written == multipart and etag and "-" not in etag:
+                # The store completed this upload with the ETag of the parts it received, and
+                # reports the whole object's MD5 since (rclone's `serve s3` computes it on
+                # request): the bytes were checked then; this head settles the identity.
+                return "the ETag the store computed of the parts it received"
+        # Nothing the store computed settles it (SSE-KMS ETags, no checksum): read the bytes.
         actual = self.read_sha256(key)
         if actual != archive.sha256:
             raise VerificationError(f"{where} reads back as sha256 {actual}, not {archive.sha256}")
         return "reading it back"
 
-    def _etag_matches(
-        self, key: str, head: Mapping[str, Any], archive: Archive, local_md5: _BackgroundMd5
-    ) -> bool:
-        """Whether the store's ETag is the MD5 a store computes of the archive's bytes: of the
-        whole object, or S3's multipart form with the part size the store reports."""
-        etag = str(head.get("ETag", "")).strip('"').lower()
-        if not _MD5_ETAG_RE.match(etag):
-            return False
-        if _MULTIPART_ETAG_RE.search(etag):
-            local_md5.abandon()
-            return md5_etag(archive.path, self._part_size(key)) == etag
-        return local_md5.result() == etag
-
-    def _expected_checksum(self, key: str, head: Mapping[str, Any], archive: Archive) -> str:
-        """The base64 SHA-256 S3 reports: of the whole object, or of its parts' digests."""
-        etag = str(head.get("ETag", "")).strip('"')
-        multipart = (
-            "-" in str(head.get("ChecksumSHA256", ""))
-            or head.get("ChecksumType") == "COMPOSITE"
-            or _MULTIPART_ETAG_RE.search(etag) is not None
-        )
-        if not multipart:
-            return hex_to_base64(archive.sha256)
-        # A multipart object's checksum covers its parts: the part size S3 used decides it.
-        part_size = self._part_size(key)
-        if archive.parts is not None and archive.parts.part_size == part_size:
-            return archive.parts.composite_sha256().split("-")[0]
-        return composite_sha256(archive.path, part_size).split("-")[0]
-
-    def _part_size(self, key: str) -> int:
-        """The size of a multipart object's first part: the part size of the upload."""
+    @contextmanager
+    def _hooks(self, transfer: _Transfer) -> Iterator[None]:
+        """The per-part checksums and checks of one transfer, registered while it runs."""
+        handlers = {
+            "before-parameter-build.s3.UploadPart": functools.partial(
+                _send_part_checksum, transfer
+            ),
+            "before-parameter-build.s3.CreateMultipartUpload": functools.partial(
+                _declare_checksum_type, transfer
+            ),
+            "after-call.s3.CreateMultipartUpload": functools.partial(_note_encryption, transfer),
+            "before-parameter-build.s3.CompleteMultipartUpload": functools.partial(
+                _check_parts, transfer
+            ),
+            "after-call.s3.CompleteMultipartUpload": functools.partial(_note_etag, transfer),
+        }
+        events = self.client.meta.events
+        for event, handler in handlers.items():
+            events.register(event, handler, unique_id=_UPLOAD_HOOK_ID.format(event=event))
         try:
-            first_part = self.client.head_object(
-                Bucket=self.destination.bucket, Key=key, PartNumber=1
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._failure("verifying", key, exc) from None
-        return int(first_part["ContentLength"])
+            yield
+        finally:
+            for event in handlers:
+                events.unregister(event, unique_id=_UPLOAD_HOOK_ID.format(event=event))
+
+    def _remember(self, key: str, transfer: _Transfer) -> None:
+        if transfer.completed_etag:
+            self._written_etags[key] = transfer.completed_etag
+        else:
+            self._written_etags.pop(key, None)
 
     @staticmethod
     def _require_absent_key(params: dict[str, Any], **_: Any) -> None:
         params["IfNoneMatch"] = "*"
+
+    def _changed(self, archive: Archive, key: str, detail: str) -> ArchiveChangedError:
+        return ArchiveChangedError(
+            f"{archive.path} is not the archive package-triton hashed: {detail}. It changed "
+            f"after it was packaged; nothing was written to {self.url_for(key)}. Rebuild it "
+            "with package-triton, then publish."
+        )
+
+    def _cannot_copy(self, key: str, reason: str) -> PromotionRefused:
+        return PromotionRefused(
+            f"cannot promote to {self.url_for(key)}: {reason}. Production only receives a "
+            "server-side copy of the staging object; nothing was written."
+        )
 
     def _failure(self, doing: str, key: str, exc: BaseException, advice: str = "") -> PublishError:
         message = f"{doing} {self.url_for(key)}"
@@ -356,27 +430,84 @@ class S3Store:
         return PublishError(f"{message} {advice}".rstrip())
 
 
-class _BackgroundMd5:
-    """The whole file's MD5, computed on a thread while the caller waits for the store."""
+def _checksum_args(digests: ArchiveDigests) -> dict[str, str]:
+    """The upload's checksum, of S3's default type for the algorithm: a full-object one is given
+    whole (s3transfer then declares ChecksumType FULL_OBJECT and sends it with the completion,
+    where S3 checks it against the parts); a composite one only by name (S3 combines the parts'
+    checksums it verified)."""
+    if digests.upload_type == "FULL_OBJECT":
+        return {f"Checksum{digests.algorithm}": digests.full_object_checksum()}
+    return {"ChecksumAlgorithm": digests.algorithm}
 
-    def __init__(self, path: Path) -> None:
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="md5")
-        self._future: Future[str | None] = self._pool.submit(whole_md5, path, self._stop)
 
-    def result(self) -> str | None:
-        return self._future.result()
+def _declare_checksum_type(transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
+    if transfer.full_object_copy:
+        # s3transfer does not pass ChecksumType to a copy; S3 takes it on the creation.
+        params["ChecksumType"] = "FULL_OBJECT"
 
-    def abandon(self) -> None:
-        """Stop hashing: another digest is needed, and it should have both cores."""
-        self._stop.set()
-        self._pool.shutdown(wait=True)
 
-    def __enter__(self) -> _BackgroundMd5:
-        return self
+def _send_part_checksum(transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
+    digests = transfer.digests
+    if digests is None:
+        return
+    number = int(params["PartNumber"])
+    if number > digests.parts:
+        raise _PartsChanged(f"it has more than the {digests.parts} parts its digests describe")
+    # Set by the caller, botocore sends it as is and hashes nothing.
+    params[f"Checksum{digests.algorithm}"] = digests.part_checksum(number)
 
-    def __exit__(self, *_: object) -> None:
-        self.abandon()
+
+def _note_encryption(transfer: _Transfer, parsed: dict[str, Any], **_: Any) -> None:
+    encrypted = parsed.get("ServerSideEncryption") in _ETAG_NOT_MD5_ENCRYPTION
+    if encrypted or parsed.get("SSECustomerAlgorithm"):
+        # S3 itself verified each part's checksum as it arrived; the ETags prove nothing.
+        transfer.etags_are_md5 = False
+
+
+def _check_parts(transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
+    digests = transfer.digests
+    if digests is None:
+        return
+    parts = params["MultipartUpload"]["Parts"]
+    if len(parts) != digests.parts:
+        raise _PartsChanged(f"{len(parts)} parts were sent, its digests describe {digests.parts}")
+    if not transfer.etags_are_md5:
+        return
+    for part in parts:
+        number = int(part["PartNumber"])
+        received = str(part["ETag"]).strip('"').lower()
+        if received != digests.part_md5(number):
+            first = (number - 1) * digests.part_size
+            raise _PartsChanged(
+                f"the store received part {number} (bytes {first} to "
+                f"{first + digests.part_size - 1}) with MD5 {received}, but package-triton "
+                f"recorded {digests.part_md5(number)}"
+            )
+
+
+def _note_etag(transfer: _Transfer, parsed: dict[str, Any], **_: Any) -> None:
+    transfer.completed_etag = _etag(parsed)
+
+
+def _etag(response: Mapping[str, Any]) -> str | None:
+    etag = response.get("ETag")
+    return str(etag).strip('"').lower() if etag else None
+
+
+def _checksum_verdict(head: Mapping[str, Any], digests: ArchiveDigests) -> tuple[str, str] | None:
+    """(the store's checksum, the archive's) when the store reports one the digests can be
+    compared with: the full-object checksum (of a copy, or a full-object upload), or the composite
+    of an upload in the digests' parts (some stores omit its `-<parts>`); None otherwise (no
+    checksum in the digests' algorithm, or a composite of other parts)."""
+    stored = head.get(f"Checksum{digests.algorithm}")
+    if not stored:
+        return None
+    value, _, parts = str(stored).partition("-")
+    if parts and parts != str(digests.parts):
+        return None
+    composite = digests.composite_checksum().split("-")[0]
+    candidates = {composite} if parts else {composite, digests.full_object_checksum()}
+    return value, value if value in candidates else digests.object_checksum()
 
 
 def _client_error(exc: BaseException) -> ClientError | None:
@@ -396,11 +527,15 @@ def _status(exc: ClientError) -> int | None:
     return int(status) if status is not None else None
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _refusal(exc: BaseException) -> WriteOutcome | None:
     error = _client_error(exc)
     if error is None:
         return None
-    code = error.response.get("Error", {}).get("Code")
+    code = _code(error)
     if code == "PreconditionFailed" or _status(error) == 412:
         return WriteOutcome.KEY_EXISTS
     if code == "ConditionalRequestConflict" or _status(error) == 409:

@@ -1,14 +1,14 @@
 """What the publisher needs from a store, whatever it is (S3, an S3-compatible server, a folder).
 
 Each store makes a new key appear only whole, refuses to replace an existing key where it can
-(conditional writes, hard links), and verifies what it holds after a write.
+(conditional writes, hard links), refuses bytes that are not the archive's before the key
+appears, and verifies what it holds after a write.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Protocol
 
 from tritonbuild.publish.archive import META_SHA256, Archive
@@ -23,6 +23,8 @@ class StoredObject:
 
     size: int
     metadata: Mapping[str, str] = field(default_factory=dict)  # keys in lower case
+    # The ETag the store computed of the bytes (S3 stores only).
+    etag: str | None = None
 
     @property
     def recorded_sha256(self) -> str | None:
@@ -55,12 +57,33 @@ class Store(Protocol):
 
     def write_new(
         self,
-        source: Path,
+        archive: Archive,
         key: str,
         metadata: Mapping[str, str],
         progress: ProgressListener | None,
-    ) -> WriteOutcome: ...
+    ) -> WriteOutcome:
+        """Write the archive's bytes under `key` if it is free; ArchiveChangedError, with
+        nothing at the key, when they are not the bytes the archive's digests describe."""
+        ...
 
-    def verify(self, key: str, archive: Archive) -> str:
-        """Raise VerificationError unless `key` holds the archive; say how it was checked."""
+    def copy_refusal(self, source: Store) -> str | None:
+        """Why this store cannot copy objects of `source` without the bytes passing through
+        this process (None when it can)."""
+        ...
+
+    def copy_new(
+        self,
+        source: Store,
+        source_key: str,
+        key: str,
+        archive: Archive,
+        metadata: Mapping[str, str],
+        progress: ProgressListener | None,
+    ) -> WriteOutcome:
+        """Copy `source`'s object under `key` if it is free, the store doing the copy."""
+        ...
+
+    def verify(self, key: str, archive: Archive, source: StoredObject | None = None) -> str:
+        """Raise VerificationError unless `key` holds the archive (for a copy: the same bytes
+        as `source`); say how it was checked."""
         ...

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonbuild.cli import build_parser, main
+from tritonbuild.cli import SUBCOMMAND_MODULES, SUBCOMMANDS, build_parser, main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_pipeline"
 
@@ -32,7 +32,17 @@ def test_every_subcommand_is_registered() -> None:
     subcommands = next(
         action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
     )
-    assert {"validate", "build-env", "package"} <= set(subcommands.choices)
+    assert set(subcommands.choices) == set(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("module", SUBCOMMAND_MODULES)
+def test_each_module_adds_exactly_the_subcommands_listed_for_it(module: str) -> None:
+    """What lets a command import its own module alone."""
+    parser = build_parser(next(name for name, owner in SUBCOMMANDS.items() if owner == module))
+    subcommands = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    assert set(subcommands.choices) == {n for n, owner in SUBCOMMANDS.items() if owner == module}
 
 
 def test_validate_prints_every_problem_and_exits_2(tmp_path: Path) -> None:

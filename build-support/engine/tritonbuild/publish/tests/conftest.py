@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import tarfile
 import threading
 import time
 import uuid
@@ -23,6 +22,8 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from tritonbuild.archive import Entry, write_tar_gz
+from tritonbuild.digests import write_sidecar
 from tritonbuild.publish.archive import Archive, archive_filename
 from tritonbuild.publish.destination import S3Destination
 from tritonbuild.publish.s3store import S3Store, TransferSettings
@@ -31,10 +32,10 @@ ACCESS_KEY = "AKIDPUBLISHTESTS"
 SECRET_KEY = "publish-tests-secret-0f6b2d4c"
 MiB = 1024 * 1024
 
-# Small parts so a few MB exercise multipart (S3 and moto require parts of at least 5 MiB).
+# Small parts so a few MB exercise multipart (S3 and moto require parts of at least 5 MiB):
+# for archives hashed at publish time (package-triton's digests use 8 MiB parts), and copies.
 SMALL_PARTS = TransferSettings(
-    multipart_threshold=5 * MiB,
-    multipart_chunksize=5 * MiB,
+    part_size=5 * MiB,
     max_concurrency=2,
     copy_threshold=5 * MiB,
     copy_chunksize=5 * MiB,
@@ -234,15 +235,13 @@ def s3_server(request: pytest.FixtureRequest, moto_endpoint: str, tmp_path: Path
 
 
 def write_archive(folder: Path, model: str, version: int, size: int, seed: str = "a") -> Path:
-    """A real tar.gz of about `size` bytes (random payload, so gzip cannot shrink it)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """A real tar.gz of about `size` bytes (random payload, so gzip cannot shrink it), written
+    as package-triton writes archives: with its digests file beside it."""
     path = folder / archive_filename(model, str(version))
-    payload = folder / f"payload-{seed}.bin"
-    rng = _seeded_bytes(seed, size)
-    payload.write_bytes(rng)
-    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
-        archive.add(payload, arcname=f"{model}/1/weights.bin")
-    payload.unlink()
+    entry = Entry(arcname=f"{model}/1/weights.bin", kind="file", data=_seeded_bytes(seed, size))
+    written = write_tar_gz([entry], path, digests=True)
+    assert written.digests is not None
+    write_sidecar(path, written.digests)
     return path
 
 
@@ -263,7 +262,9 @@ def make_archive(tmp_path: Path) -> Callable[..., Archive]:
         size: int = 64 * 1024, seed: str = "a", model: str = "screen", version: int = 3
     ) -> Archive:
         path = write_archive(tmp_path / "dist" / f"{seed}-{size}", model, version, size, seed)
-        return Archive.load(path, model, str(version), git_commit=TEST_COMMIT)
+        return Archive.load(
+            path, model, str(version), git_commit=TEST_COMMIT, part_size=SMALL_PARTS.part_size
+        )
 
     return make
 
@@ -304,6 +305,11 @@ def cutting_proxy() -> Iterator[Callable[[int, int], "CuttingProxy"]]:
 @pytest.fixture
 def record_calls() -> Callable[[Any], list[tuple[str, str | None]]]:
     return record_operations
+
+
+@pytest.fixture
+def record_requests() -> Callable[[Any], list[tuple[str, Any]]]:
+    return record_sent_requests
 
 
 class CuttingProxy:
@@ -411,3 +417,16 @@ def moto_s3(moto_endpoint: str) -> S3Server:
 @pytest.fixture
 def rclone_s3(rclone_server: RcloneServer) -> S3Server:
     return S3Server(kind="rclone", endpoint_url=rclone_server.endpoint_url, rclone=rclone_server)
+
+
+def record_sent_requests(client: Any) -> list[tuple[str, Any]]:
+    """(operation, the signed request as sent) of every request the client sends from now on."""
+    sent: list[tuple[str, Any]] = []
+    lock = threading.Lock()
+
+    def remember(request: Any, event_name: str, **_: Any) -> None:
+        with lock:
+            sent.append((event_name.rsplit(".", 1)[-1], request))
+
+    client.meta.events.register("before-send.s3", remember)
+    return sent

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 
 import pytest
 
-from tritonbuild.publish.archive import Archive, composite_sha256, hash_archive, md5_etag
+from tritonbuild.publish.archive import Archive
 from tritonbuild.publish.errors import PublishError
 from tritonbuild.publish.progress import PercentPrinter, TransferProgress
 
@@ -54,50 +53,6 @@ def test_non_gzip_file_and_bad_commit_are_refused(tmp_path, make_archive):
     assert "hexadecimal SHA" in str(refused.value)
 
 
-@pytest.mark.parametrize("size", [1, 5, 9, 10, 11, 20])
-def test_composite_sha256_follows_s3s_definition(tmp_path, size):
-    data = bytes(range(256)) * 4 * size  # 1 KiB per unit
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    part = 5 * 1024
-    parts = [data[i : i + part] for i in range(0, len(data), part)]
-    combined = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in parts)).digest()
-
-    expected = f"{base64.b64encode(combined).decode()}-{len(parts)}"
-    assert composite_sha256(path, part) == expected
-
-
-@pytest.mark.parametrize("size", [0, 1, 5, 9, 11])
-def test_one_pass_gives_the_sha256_and_the_parts_digests(tmp_path, size):
-    data = bytes(range(256)) * 4 * size
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-
-    sha256, parts = hash_archive(path, 5 * 1024)
-
-    assert sha256 == hashlib.sha256(data).hexdigest()
-    assert parts is not None
-    assert parts.composite_sha256() == composite_sha256(path, 5 * 1024)
-    assert len(parts.sha256) == max(1, -(-len(data) // (5 * 1024)))
-
-
-@pytest.mark.parametrize("size", [1, 5, 9, 10, 11, 20])
-def test_md5_etag_follows_s3s_definition_whole_and_multipart(tmp_path, size):
-    data = bytes(range(256)) * 4 * size
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    part = 5 * 1024
-    part_md5s = b"".join(
-        hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)
-    )
-    parts = -(-len(data) // part)
-
-    assert md5_etag(path, None) == hashlib.md5(data).hexdigest()
-    for threads in (1, 3):
-        expected = f"{hashlib.md5(part_md5s).hexdigest()}-{parts}"
-        assert md5_etag(path, part, threads=threads) == expected
-
-
 def test_progress_prints_at_most_one_line_per_ten_percent():
     stream = io.StringIO()
     progress = TransferProgress(1000, PercentPrinter("x_1.tar.gz", stream))
@@ -112,11 +67,3 @@ def test_progress_prints_at_most_one_line_per_ten_percent():
     assert lines[-1] == "x_1.tar.gz: 100%"
     assert len(lines) == 11
     assert lines == sorted(set(lines), key=lambda line: int(line.split()[-1].rstrip("%")))
-
-
-def test_part_digests_refuse_a_part_size_that_is_not_positive(tmp_path):
-    path = tmp_path / "blob"
-    path.write_bytes(b"x")
-    for digest in (hash_archive, md5_etag):
-        with pytest.raises(ValueError, match="part_size must be positive"):
-            digest(path, 0)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tritonbuild.digests import sidecar_path
 from tritonbuild.publish.cli import main
 
 ENGINE_ROOT = Path(__file__).resolve().parents[3]
@@ -53,11 +54,12 @@ def test_publish_defaults_to_the_staging_folder_store_of_the_repository(
     archive = make_archive()
 
     assert main(["publish", "--archive", str(archive.path), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("uploaded ")
     assert (repo / ".published" / "staging" / "screen_3.tar.gz").exists()
 
     monkeypatch.setenv("TRITONBUILD_PRODUCTION_DESTINATION", str(tmp_path / "prod"))
     assert main(["promote", "--archive", str(archive.path), "--quiet"]) == 0
-    assert capsys.readouterr().out.startswith("uploaded ")
+    assert capsys.readouterr().out.startswith("copied file://")
     assert (tmp_path / "prod" / "screen_3.tar.gz").exists()
 
 
@@ -135,3 +137,36 @@ def test_unknown_profile_is_a_user_error(tmp_path, make_archive, capsys):
 
     assert code == 2
     assert "AWS profile 'no-such-profile' is not in the AWS config files" in capsys.readouterr().err
+
+
+def test_digests_are_taken_from_the_file_beside_the_archive_or_computed_with_a_note(
+    tmp_path, make_archive, capsys
+):
+    archive = make_archive()
+    beside = sidecar_path(archive.path)
+    elsewhere = tmp_path / "kept" / beside.name
+    elsewhere.parent.mkdir()
+
+    assert _publish(archive.path, str(tmp_path / "a"), "--quiet") == 0
+    assert "note:" not in capsys.readouterr().err
+
+    beside.rename(elsewhere)
+    assert _publish(archive.path, str(tmp_path / "b"), "--quiet", "--digests", str(elsewhere)) == 0
+    assert "note:" not in capsys.readouterr().err
+
+    assert _publish(archive.path, str(tmp_path / "c"), "--quiet") == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"note: {archive.path}: no digests file {beside.name} beside it")
+    assert "hashed it now" in err
+
+
+def test_an_archive_changed_after_packaging_exits_2_naming_it(tmp_path, make_archive, capsys):
+    archive = make_archive()
+    with archive.path.open("ab") as grown:
+        grown.write(b"x")
+
+    assert _publish(archive.path, str(tmp_path / "store"), "--quiet") == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {archive.path} changed after package-triton wrote it")
+    assert not (tmp_path / "store" / "screen_3.tar.gz").exists()

@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from tritonbuild.publish.destination import LocalDestination
-from tritonbuild.publish.errors import ConflictError, PromotionRefused
+from tritonbuild.publish.errors import (
+    ArchiveChangedError,
+    ConflictError,
+    PromotionRefused,
+    PublishError,
+)
 from tritonbuild.publish.localstore import LocalStore
 from tritonbuild.publish.promote import promote_between
 from tritonbuild.publish.publisher import Outcome, publish_to_store
@@ -184,8 +189,7 @@ def test_local_promotion_keeps_staging_metadata(tmp_path, make_archive):
 
     outcome = promote_between(archive, staging, production)
 
-    assert outcome.status == "uploaded"
-    assert "same bytes as" in outcome.line()
+    assert outcome.status == "copied"
     published = (tmp_path / "production" / "screen_3.tar.gz").read_bytes()
     assert hashlib.sha256(published).hexdigest() == archive.sha256
     sidecar = json.loads((tmp_path / "production" / "screen_3.tar.gz.json").read_text())
@@ -203,12 +207,46 @@ def test_local_promotion_refuses_other_staging_bytes(tmp_path, make_archive):
     assert not (tmp_path / "production" / "screen_3.tar.gz").exists()
 
 
-def test_local_promotion_without_staging_copy_uploads(tmp_path, make_archive):
+def test_local_promotion_refuses_when_staging_lacks_the_version(tmp_path, make_archive):
     archive = make_archive()
     staging, production = _store(tmp_path / "staging"), _store(tmp_path / "production")
 
-    outcome = promote_between(archive, staging, production)
+    with pytest.raises(PromotionRefused) as refused:
+        promote_between(archive, staging, production)
 
-    assert outcome.status == "uploaded" and "did not exist" in outcome.line()
-    assert (tmp_path / "production" / "screen_3.tar.gz").exists()
+    assert "publish this archive to staging first" in str(refused.value)
+    assert not (tmp_path / "production" / "screen_3.tar.gz").exists()
     assert not (tmp_path / "staging" / "screen_3.tar.gz").exists()
+
+
+def test_local_promotion_copies_the_staging_file_not_the_local_archive(tmp_path, make_archive):
+    """Production gets staging's bytes; a staging file changed behind its record is refused."""
+    archive = make_archive()
+    staging, production = _store(tmp_path / "staging"), _store(tmp_path / "production")
+    publish_to_store(archive, staging)
+    staged = tmp_path / "staging" / "screen_3.tar.gz"
+    damaged = bytearray(staged.read_bytes())
+    damaged[-10] ^= 0xFF
+    staged.write_bytes(bytes(damaged))
+
+    with pytest.raises(PublishError) as refused:
+        promote_between(archive, staging, production)
+
+    assert str(staged) in str(refused.value) and "nothing was written" in str(refused.value)
+    assert not (tmp_path / "production" / "screen_3.tar.gz").exists()
+    assert _leftovers(tmp_path / "production") == []
+
+
+def test_changed_archive_is_refused_by_the_folder_store(tmp_path, make_archive):
+    archive = make_archive()
+    with archive.path.open("r+b") as edited:
+        edited.seek(archive.size // 2)
+        edited.write(b"\0")
+    store_folder = tmp_path / "store"
+
+    with pytest.raises(ArchiveChangedError) as refused:
+        publish_to_store(archive, _store(store_folder))
+
+    assert str(archive.path) in str(refused.value)
+    assert not (store_folder / "screen_3.tar.gz").exists()
+    assert _leftovers(store_folder) == []

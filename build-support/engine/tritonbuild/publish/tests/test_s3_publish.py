@@ -3,24 +3,28 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
+import zlib
 from dataclasses import replace
 
 import pytest
 
-from tritonbuild.publish.archive import composite_sha256, hex_to_base64
+from tritonbuild.digests import sidecar_path
+from tritonbuild.publish.archive import Archive
 from tritonbuild.publish.destination import S3Destination
-from tritonbuild.publish.errors import ConflictError, PublishError
+from tritonbuild.publish.errors import ArchiveChangedError, ConflictError, PublishError
 from tritonbuild.publish.publisher import Outcome, publish_to_store
 from tritonbuild.publish.s3store import S3Store
 from tritonbuild.publish.store import VerificationError
 
 MiB = 1024 * 1024
+KEY = "models/screen_3.tar.gz"
 WRITE_OPERATIONS = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 
 
-@pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["single-put", "multipart"])
+@pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["one-part", "multipart"])
 def test_publish_uploads_archive_with_metadata(s3_server, make_archive, small_parts, size):
     bucket = s3_server.new_bucket()
     archive = make_archive(size=size)
@@ -29,11 +33,11 @@ def test_publish_uploads_archive_with_metadata(s3_server, make_archive, small_pa
     outcome = publish_to_store(archive, store)
 
     assert outcome.status == "uploaded"
-    assert outcome.url == f"s3://{bucket}/models/screen_3.tar.gz"
+    assert outcome.url == f"s3://{bucket}/{KEY}"
     assert "uploaded" in outcome.line() and archive.sha256 in outcome.line()
-    stored = s3_server.read(bucket, "models/screen_3.tar.gz")
+    stored = s3_server.read(bucket, KEY)
     assert hashlib.sha256(stored).hexdigest() == archive.sha256
-    head = s3_server.client().head_object(Bucket=bucket, Key="models/screen_3.tar.gz")
+    head = s3_server.client().head_object(Bucket=bucket, Key=KEY)
     metadata = {key.lower(): value for key, value in head["Metadata"].items()}
     assert metadata["sha256"] == archive.sha256
     assert metadata["git-commit"] == archive.git_commit
@@ -42,48 +46,83 @@ def test_publish_uploads_archive_with_metadata(s3_server, make_archive, small_pa
     assert metadata["build-time"] == archive.build_time
 
 
-@pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["single-put", "multipart"])
-def test_verify_by_checksum_uses_the_stores_sha256(
-    moto_s3, make_archive, small_parts, record_calls, size
+def test_upload_sends_the_packaged_part_checksums_and_hashes_nothing(
+    s3_server, make_archive, small_parts, record_requests
 ):
-    """verify=checksum compares S3's own SHA-256 (full, or composite for multipart) and reads
-    nothing back."""
+    """Each part carries the CRC32 package-triton recorded (botocore computes none), and no
+    payload is hashed for the signature: the bytes are read once, to be sent."""
+    bucket = s3_server.new_bucket()
+    archive = make_archive(size=11 * MiB)
+    assert archive.note == "" and archive.digests is not None
+    assert archive.digests.algorithm == "CRC32"
+    store = s3_server.store(bucket, small_parts)
+    requests = record_requests(store.client)
+
+    publish_to_store(archive, store)
+
+    parts = {
+        int(request.url.split("partNumber=")[1].split("&")[0]): request.headers
+        for operation, request in requests
+        if operation == "UploadPart"
+    }
+    assert sorted(parts) == list(range(1, archive.digests.parts + 1))
+    stored = s3_server.read(bucket, KEY)
+    size = archive.digests.part_size
+    for number, headers in parts.items():
+        crc = zlib.crc32(stored[(number - 1) * size : number * size])
+        sent = {name.lower(): _text(value) for name, value in headers.items()}
+        assert sent["x-amz-checksum-crc32"] == archive.digests.part_checksum(number)
+        assert archive.digests.part_checksum(number) == _b64(crc.to_bytes(4, "big"))
+        assert sent["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert "PutObject" not in {operation for operation, _ in requests}
+
+
+def test_verify_by_checksum_uses_the_stores_crc32(moto_s3, make_archive, small_parts, record_calls):
+    """verify=checksum compares the CRC32 the store computed of the object (S3's composite: the
+    CRC32 of its parts' CRC32s) with the archive's digests, and reads nothing back."""
     bucket = moto_s3.new_bucket()
-    archive = make_archive(size=size)
+    archive = make_archive(size=11 * MiB)
     store = moto_s3.store(bucket, small_parts, verify="checksum")
     calls = record_calls(store.client)
 
     assert publish_to_store(archive, store).status == "uploaded"
+    assert store.verify(KEY, archive) == "the store's CRC32 checksum"
 
     assert "GetObject" not in {operation for operation, _ in calls}
-    head = moto_s3.client().head_object(
-        Bucket=bucket, Key="models/screen_3.tar.gz", ChecksumMode="ENABLED"
+    head = moto_s3.client().head_object(Bucket=bucket, Key=KEY, ChecksumMode="ENABLED")
+    stored, size = moto_s3.read(bucket, KEY), archive.digests.part_size
+    parts = b"".join(
+        zlib.crc32(stored[start : start + size]).to_bytes(4, "big")
+        for start in range(0, len(stored), size)
     )
-    if size < small_parts.multipart_threshold:
-        assert head["ChecksumSHA256"] == hex_to_base64(archive.sha256)
-    else:
-        assert head["ETag"].strip('"').endswith("-3")
-        composite = composite_sha256(archive.path, small_parts.multipart_chunksize)
-        assert head["ChecksumSHA256"].split("-")[0] == composite.split("-")[0]
+    assert head["ChecksumCRC32"].split("-")[0] == _b64(zlib.crc32(parts).to_bytes(4, "big"))
 
 
-@pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["single-put", "multipart"])
+@pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["one-part", "multipart"])
 def test_endpoints_verify_by_etag_without_reading_back(
     s3_server, make_archive, small_parts, record_calls, size
 ):
-    """The default for an endpoint URL: the MD5 the server computed of what it stores (moto:
-    S3's multipart form; rclone: the whole object's) against the local file's."""
+    """The default for an endpoint URL: the ETag the server computed of what it stores. moto
+    reports S3's multipart form, checked against the packaged part MD5s; rclone completes the
+    upload with that form too, then reports the whole object's MD5, which it computes when
+    asked: there the completion's ETag checked the bytes, and the head their identity."""
     bucket = s3_server.new_bucket()
     archive = make_archive(size=size)
     store = s3_server.store(bucket, small_parts)
     assert store.destination.verify_mode == "etag"
-    store.write_new(archive.path, "models/screen_3.tar.gz", archive.metadata(), None)
+    store.write_new(archive, KEY, archive.metadata(), None)
     calls = record_calls(store.client)
 
-    how = store.verify("models/screen_3.tar.gz", archive)
+    how = store.verify(KEY, archive)
 
-    assert how == "the store's ETag (MD5)"
-    assert "GetObject" not in {operation for operation, _ in calls}
+    assert [operation for operation, _ in calls] == ["HeadObject"]
+    etag = s3_server.client().head_object(Bucket=bucket, Key=KEY)["ETag"].strip('"')
+    if s3_server.kind == "moto":
+        assert how == "the store's ETag (MD5)"
+        assert etag == archive.digests.multipart_etag()
+    else:
+        assert how == "the ETag the store computed of the parts it received"
+        assert etag == hashlib.md5(archive.path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("verify", ["checksum", "etag", "read"])
@@ -94,17 +133,98 @@ def test_verification_catches_bytes_that_do_not_match_their_metadata(moto_s3, ma
     impostor[-100] ^= 0xFF  # same size, same recorded sha256, other bytes
     moto_s3.client().put_object(
         Bucket=bucket,
-        Key="models/screen_3.tar.gz",
+        Key=KEY,
         Body=bytes(impostor),
         Metadata={"sha256": archive.sha256},
-        ChecksumAlgorithm="SHA256",
+        ChecksumAlgorithm="CRC32",
     )
     store = moto_s3.store(bucket, verify=verify)
 
     with pytest.raises(VerificationError) as caught:
-        store.verify("models/screen_3.tar.gz", archive)
+        store.verify(KEY, archive)
 
     assert ("checksum" if verify == "checksum" else "reads back") in str(caught.value)
+
+
+@pytest.mark.parametrize("where", [100, 6 * MiB], ids=["first-part", "second-part"])
+def test_an_archive_changed_after_packaging_is_refused_and_nothing_is_left(
+    s3_server, make_archive, small_parts, record_calls, where
+):
+    """Same size, other bytes than the digests describe: the store's MD5 of the part it
+    received differs, the upload is aborted before it completes, and the key stays free."""
+    bucket = s3_server.new_bucket()
+    archive = make_archive(size=11 * MiB)
+    with archive.path.open("r+b") as edited:
+        edited.seek(where)
+        byte = edited.read(1)
+        edited.seek(where)
+        edited.write(bytes([byte[0] ^ 0xFF]))
+    store = s3_server.store(bucket, small_parts)
+    calls = record_calls(store.client)
+
+    with pytest.raises(ArchiveChangedError) as refused:
+        publish_to_store(Archive.load(archive.path, "screen", "3", part_size=5 * MiB), store)
+
+    message = str(refused.value)
+    assert str(archive.path) in message and "package-triton" in message
+    part = 1 + where // archive.digests.part_size
+    assert f"part {part} " in message
+    operations = [operation for operation, _ in calls]
+    assert "CompleteMultipartUpload" not in operations
+    assert "AbortMultipartUpload" in operations
+    assert not s3_server.exists(bucket, KEY)
+    uploads = s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [upload for upload in uploads if upload["Key"] == KEY] == []
+
+
+def test_an_archive_of_another_size_than_packaged_is_refused_before_any_request(
+    make_archive,
+):
+    archive = make_archive(size=300 * 1024)
+    with archive.path.open("ab") as grown:
+        grown.write(b"more")
+
+    with pytest.raises(ArchiveChangedError) as refused:
+        Archive.load(archive.path, "screen", "3", part_size=5 * MiB)
+
+    assert str(archive.path) in str(refused.value)
+    assert f"has {archive.size + 4} bytes" in str(refused.value)
+
+
+@pytest.mark.parametrize("problem", ["missing", "damaged"])
+def test_missing_digests_are_computed_on_the_spot_with_a_note(
+    s3_server, make_archive, small_parts, problem
+):
+    """An archive from an older build (or with a damaged digests file) is hashed once at
+    publish time, with a note, and published with the same checks."""
+    bucket = s3_server.new_bucket()
+    packaged = make_archive(size=11 * MiB)
+    sidecar = sidecar_path(packaged.path)
+    if problem == "missing":
+        sidecar.unlink()
+    else:
+        sidecar.write_text(sidecar.read_text().replace('"md5"', '"mdfive"', 1))
+
+    archive = Archive.load(packaged.path, "screen", "3", part_size=small_parts.part_size)
+
+    assert ("no digests file" if problem == "missing" else "cannot be used") in archive.note
+    assert "hashed it now" in archive.note
+    assert archive.digests is not None and archive.digests.part_size == small_parts.part_size
+    assert archive.sha256 == packaged.sha256
+    assert publish_to_store(archive, s3_server.store(bucket, small_parts)).status == "uploaded"
+    head = s3_server.client().head_object(Bucket=bucket, Key=KEY)
+    if s3_server.kind == "moto":
+        assert head["ETag"].strip('"') == archive.digests.multipart_etag()
+        assert archive.digests.parts == 3  # at the transfer's part size, not the package's
+    assert hashlib.sha256(s3_server.read(bucket, KEY)).hexdigest() == archive.sha256
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def test_identical_republish_is_a_noop_without_writes(
@@ -113,7 +233,7 @@ def test_identical_republish_is_a_noop_without_writes(
     bucket = s3_server.new_bucket()
     archive = make_archive(size=6 * MiB)
     publish_to_store(archive, s3_server.store(bucket, small_parts))
-    before = s3_server.client().head_object(Bucket=bucket, Key="models/screen_3.tar.gz")
+    before = s3_server.client().head_object(Bucket=bucket, Key=KEY)
 
     again = s3_server.store(bucket, small_parts)
     calls = record_calls(again.client)
