@@ -5,16 +5,14 @@
     python -m tritonbuild promote --archive dist/x_3.tar.gz \
         --from s3://staging-bucket/models --to s3://production-bucket/models
 
-Without --destination (or --from/--to), a stage's destination comes from
-TRITONBUILD_STAGING_DESTINATION / TRITONBUILD_PRODUCTION_DESTINATION, else from the folder store
-`.published/<stage>` in the repository. Progress goes to stderr; errors print `error: ...` and
-exit 2 (a conflict included).
+Every destination is given explicitly: the engine has no default store, so nothing can be
+published to a place nobody chose (the plugin's `[triton-publish]` options decide it). Progress
+goes to stderr; errors print `error: ...` and exit 2 (a conflict included).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -23,15 +21,7 @@ from typing import Any, Sequence
 from tritonbuild.digests import SIDECAR_SUFFIX
 from tritonbuild.errors import UserError
 from tritonbuild.publish.archive import Archive
-from tritonbuild.publish.destination import (
-    STAGE_ENVIRONMENT_VARIABLES,
-    STAGES,
-    Destination,
-    S3Destination,
-    find_repo_root,
-    parse_destination,
-    stage_destination_text,
-)
+from tritonbuild.publish.destination import Destination, S3Destination, parse_destination
 from tritonbuild.publish.errors import PublishError
 from tritonbuild.publish.progress import PercentPrinter, ProgressListener
 from tritonbuild.publish.promote import promote
@@ -58,17 +48,8 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     _add_archive_arguments(publish_parser)
-    where = publish_parser.add_mutually_exclusive_group()
-    where.add_argument("--destination", metavar="URL", help=_DESTINATION_HELP)
-    where.add_argument(
-        "--stage",
-        choices=STAGES,
-        default="staging",
-        help="publish to this stage's configured destination (default: staging; "
-        + ", ".join(
-            f"{stage}: ${variable}" for stage, variable in STAGE_ENVIRONMENT_VARIABLES.items()
-        )
-        + ")",
+    publish_parser.add_argument(
+        "--destination", required=True, metavar="URL", help=_DESTINATION_HELP
     )
     publish_parser.add_argument(
         "--git-commit", metavar="SHA", help="commit recorded with the archive (default: git HEAD)"
@@ -92,10 +73,18 @@ def add_parser(subparsers: Any) -> None:
     )
     _add_archive_arguments(promote_parser)
     promote_parser.add_argument(
-        "--from", dest="source", metavar="URL", help="staging destination; " + _DESTINATION_HELP
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="staging destination; " + _DESTINATION_HELP,
     )
     promote_parser.add_argument(
-        "--to", dest="target", metavar="URL", help="production destination; " + _DESTINATION_HELP
+        "--to",
+        dest="target",
+        required=True,
+        metavar="URL",
+        help="production destination; " + _DESTINATION_HELP,
     )
     _add_store_options(promote_parser)
     promote_parser.set_defaults(handler=run_promote)
@@ -130,7 +119,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    destination = _destination(args, args.destination, args.stage)
+    destination = _destination(args, args.destination)
     settings = TransferSettings()
     archive = _load_archive(args, settings if isinstance(destination, S3Destination) else None)
     outcome = publish(archive, destination, settings=settings, progress=_progress(args, archive))
@@ -139,8 +128,8 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_promote(args: argparse.Namespace) -> int:
-    source = _destination(args, args.source, "staging")
-    target = _destination(args, args.target, "production")
+    source = _destination(args, args.source)
+    target = _destination(args, args.target)
     if source == target:
         raise PublishError(f"--from and --to are the same destination ({source})")
     settings = TransferSettings()
@@ -177,9 +166,7 @@ def _load_archive(args: argparse.Namespace, settings: TransferSettings | None) -
     return archive
 
 
-def _destination(args: argparse.Namespace, text: str | None, stage: str) -> Destination:
-    if text is None:
-        text = stage_destination_text(stage, os.environ, find_repo_root(Path.cwd()))
+def _destination(args: argparse.Namespace, text: str) -> Destination:
     return parse_destination(
         text, region=args.region, profile=args.profile, endpoint_url=args.endpoint_url
     )

@@ -15,11 +15,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from tritonbuild.publish.errors import DestinationError
-from tritoncontract.stages import STAGES
 
 __all__ = [
     "S3Destination",
@@ -28,22 +27,10 @@ __all__ = [
     "VerifyMode",
     "VERIFY_MODES",
     "parse_destination",
-    "STAGES",
-    "STAGE_ENVIRONMENT_VARIABLES",
-    "stage_destination_text",
-    "find_repo_root",
 ]
 
 VerifyMode = Literal["checksum", "etag", "read"]
 VERIFY_MODES: tuple[VerifyMode, ...] = ("checksum", "etag", "read")
-
-STAGE_ENVIRONMENT_VARIABLES = {
-    "staging": "TRITONBUILD_STAGING_DESTINATION",
-    "production": "TRITONBUILD_PRODUCTION_DESTINATION",
-}
-# The embedded default: a folder store inside the repository, so a fresh clone publishes with
-# no S3 at all. `.published/` is ignored by git and Pants.
-LOCAL_STORE_FOLDER = ".published"
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
@@ -251,23 +238,3 @@ def _check_endpoint_url(text: str, endpoint_url: str) -> None:
             f"destination {text!r}: the endpoint URL carries credentials; remove them and use "
             "the AWS credential chain (environment, --profile, or the CI role)"
         )
-
-
-def find_repo_root(start: Path) -> Path:
-    """The nearest folder holding pants.toml (or .git); the start folder if there is none."""
-    start = start.resolve()
-    for marker in ("pants.toml", ".git"):
-        for folder in (start, *start.parents):
-            if (folder / marker).exists():
-                return folder
-    return start
-
-
-def stage_destination_text(stage: str, environ: Mapping[str, str], repo_root: Path) -> str:
-    """The destination of a stage: its environment variable, else the repository's folder store."""
-    if stage not in STAGES:
-        raise DestinationError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    configured = environ.get(STAGE_ENVIRONMENT_VARIABLES[stage], "").strip()
-    if configured:
-        return configured
-    return str(repo_root / LOCAL_STORE_FOLDER / stage)

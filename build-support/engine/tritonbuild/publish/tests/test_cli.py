@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tritonbuild.digests import sidecar_path
 from tritonbuild.publish.cli import main
 
@@ -43,24 +45,25 @@ def test_publish_prints_one_line_then_no_op_then_conflict(tmp_path, make_archive
     assert "bump models/screen/model_version.txt" in third.err
 
 
-def test_publish_defaults_to_the_staging_folder_store_of_the_repository(
-    tmp_path, make_archive, capsys, monkeypatch
-):
+def test_every_destination_must_be_given_explicitly(tmp_path, make_archive, capsys, monkeypatch):
+    """No default store: a publish or promote that names no destination writes nothing."""
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "pants.toml").write_text("")
     monkeypatch.chdir(repo)
-    monkeypatch.delenv("TRITONBUILD_STAGING_DESTINATION", raising=False)
+    monkeypatch.setenv("PANTS_TRITON_PUBLISH_STAGING", str(tmp_path / "staging"))
     archive = make_archive()
 
-    assert main(["publish", "--archive", str(archive.path), "--quiet"]) == 0
-    assert capsys.readouterr().out.startswith("uploaded ")
-    assert (repo / ".published" / "staging" / "screen_3.tar.gz").exists()
-
-    monkeypatch.setenv("TRITONBUILD_PRODUCTION_DESTINATION", str(tmp_path / "prod"))
-    assert main(["promote", "--archive", str(archive.path), "--quiet"]) == 0
-    assert capsys.readouterr().out.startswith("copied file://")
-    assert (tmp_path / "prod" / "screen_3.tar.gz").exists()
+    with pytest.raises(SystemExit) as publish_exit:
+        main(["publish", "--archive", str(archive.path), "--quiet"])
+    assert publish_exit.value.code == 2
+    assert "--destination" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as promote_exit:
+        main(["promote", "--archive", str(archive.path), "--from", str(tmp_path), "--quiet"])
+    assert promote_exit.value.code == 2
+    assert "--to" in capsys.readouterr().err
+    assert not (repo / ".published").exists()
+    assert not (tmp_path / "staging").exists()
 
 
 def test_user_errors_exit_2_without_traceback(tmp_path, make_archive, capsys):

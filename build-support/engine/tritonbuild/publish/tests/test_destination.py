@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tritonbuild.publish.destination import (
-    LocalDestination,
-    S3Destination,
-    find_repo_root,
-    parse_destination,
-    stage_destination_text,
-)
+from tritonbuild.publish.destination import LocalDestination, S3Destination, parse_destination
 from tritonbuild.publish.errors import DestinationError
 
 
@@ -89,20 +81,6 @@ def test_s3_options_on_a_local_destination_are_refused(tmp_path):
         parse_destination(str(tmp_path), region="eu-west-1")
 
     assert "applies only to s3:// destinations" in str(caught.value)
-
-
-def test_stage_destination_defaults_to_the_repository_folder_store(tmp_path):
-    (tmp_path / "pants.toml").write_text("")
-    nested = tmp_path / "models" / "x"
-    nested.mkdir(parents=True)
-    root = find_repo_root(nested)
-
-    assert root == tmp_path.resolve()
-    assert stage_destination_text("staging", {}, root) == str(root / ".published" / "staging")
-    environ = {"TRITONBUILD_PRODUCTION_DESTINATION": "s3://prod-bucket/models"}
-    assert stage_destination_text("production", environ, root) == "s3://prod-bucket/models"
-    with pytest.raises(DestinationError):
-        stage_destination_text("qa", {}, Path("/"))
 
 
 def test_percent_encoded_options_are_decoded():
