@@ -112,7 +112,7 @@ class S3Source:
                 self.destination.bucket,
                 full_key,
                 str(target),
-                Config=self.settings.upload_config(),
+                Config=self.settings.download_config(),
             )
         except ClientError as error:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -93,6 +93,16 @@ class TransferSettings:
             preferred_transfer_client="classic",
         )
 
+    def download_config(self) -> TransferConfig:
+        # Ranged GETs in the same parts, on the same threads (the endpoint's archive fetches).
+        return TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=self.max_concurrency,
+            use_threads=True,
+            preferred_transfer_client="classic",
+        )
+
     def copy_config(self) -> TransferConfig:
         return TransferConfig(
             multipart_threshold=self.copy_threshold,
