@@ -39,7 +39,9 @@ case "$command" in
     archive="$out/$(basename "$model")_1.tar.gz"
     echo "package $*" > "$archive"
     if [ -f python_env.tar.gz ]; then cat python_env.tar.gz >> "$archive"; fi
-    printf '{"size": 1, "sha256": "0", "env": null}\n' > "$summary"
+    echo "{}" > "$archive.digests.json"
+    printf '{"path": "%s", "digests": "%s", "size": 1, "sha256": "0", "env": null}\n' \
+      "$archive" "$archive.digests.json" > "$summary"
     ;;
   test-triton)
     report="$(OPTION=report option "$@")"
