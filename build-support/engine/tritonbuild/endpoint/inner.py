@@ -28,7 +28,7 @@ from tritonbuild.endpoint.models import ModelManager, Settings
 from tritonbuild.endpoint.triton_link import TritonLink
 from tritonbuild.triton.namespace import enter_private_world
 from tritonbuild.triton.sagemaker import MODELS_ROOT
-from tritonbuild.triton.server import LOOPBACK, HostPython, LocalLauncher, TritonInstall
+from tritonbuild.triton.server import LOOPBACK, launcher_from_fields
 
 __all__ = ["main", "serve"]
 
@@ -48,21 +48,7 @@ def serve(plan: dict[str, Any]) -> int:
     listening = socket.socket(fileno=plan["listen_fd"])
     channel = socket.socket(fileno=plan["broker_fd"])
     enter_private_world()
-    raw = plan["host_python"]
-    host_python = (
-        HostPython(
-            raw["version"], raw["full_version"], Path(raw["executable"]), Path(raw["libdir"])
-        )
-        if raw
-        else None
-    )
-    launcher = LocalLauncher(
-        TritonInstall(Path(plan["triton_root"]), Path(plan["triton_libs"])),
-        plan["stub_python"],
-        host_python,
-        Path(plan["run_dir"]),
-        Path(MODELS_ROOT),
-    )
+    launcher = launcher_from_fields(plan, Path(MODELS_ROOT))
     server: EndpointServer | None = None
     capture: DataCapture | None = None
     try:

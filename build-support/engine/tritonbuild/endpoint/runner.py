@@ -27,10 +27,10 @@ from tritonbuild.endpoint import EndpointError
 from tritonbuild.endpoint.broker import Preparer, serve_broker
 from tritonbuild.endpoint.source import ArchiveCache, open_source
 from tritonbuild.publish.destination import Destination, LocalDestination
-from tritonbuild.triton.cli import _die_with_parent, _host_python_dict, _stop_child
+from tritonbuild.triton.cli import _die_with_parent, _stop_child
 from tritonbuild.triton.namespace import isolated_command, isolation_problem
 from tritonbuild.triton.onnx_standin import default_cache_dir
-from tritonbuild.triton.server import find_python, locate_tritonserver
+from tritonbuild.triton.server import find_python, launcher_fields, locate_tritonserver
 
 __all__ = ["EndpointConfig", "LocalEndpoint", "machine_memory"]
 
@@ -122,14 +122,10 @@ class LocalEndpoint:
         plan = {
             "listen_fd": listening.fileno(),
             "broker_fd": theirs.fileno(),
-            "run_dir": str(self._run_dir),
             "endpoint": config.endpoint_name,
             "variant": config.variant,
             "stage": config.stage,
-            "stub_python": config.stub_python,
-            "host_python": _host_python_dict(host_python),
-            "triton_root": str(install.root),
-            "triton_libs": str(install.libs_dir),
+            **launcher_fields(install, config.stub_python, host_python, self._run_dir),
             "memory_budget": config.memory_budget,
             "wait_limit_s": config.wait_limit_s,
             "drain_s": config.drain_s,

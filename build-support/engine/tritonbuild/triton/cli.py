@@ -48,9 +48,9 @@ from tritonbuild.triton.sagemaker import (
 )
 from tritonbuild.triton.server import (
     HostPython,
-    LocalLauncher,
-    TritonInstall,
     find_python,
+    launcher_fields,
+    launcher_from_fields,
     locate_tritonserver,
 )
 from tritonbuild.triton.testrun import (
@@ -316,13 +316,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = {
             "isolated": isolated,
-            "run_dir": str(run_dir),
             "result": str(run_dir / "result.json"),
-            "triton_root": str(install.root),
-            "triton_libs": str(install.libs_dir),
-            "stub_python": stub,
+            **launcher_fields(install, stub, host_python, run_dir),
             "repeats": args.repeats,
-            "host_python": _host_python_dict(host_python),
             "models": [_planned_to_dict(m) for m in planned],
         }
         plan_path = run_dir / "plan.json"
@@ -385,17 +381,6 @@ def _run_docker(
     except KeyboardInterrupt:
         report.interrupted = True
     return report
-
-
-def _host_python_dict(python: HostPython | None) -> dict[str, str] | None:
-    if python is None:
-        return None
-    return {
-        "version": python.version,
-        "full_version": python.full_version,
-        "executable": str(python.executable),
-        "libdir": str(python.libdir),
-    }
 
 
 def _planned_to_dict(model: PlannedModel) -> dict[str, Any]:
@@ -506,24 +491,7 @@ def _execute_plan(plan: dict[str, Any]) -> RunReport:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             if plan["isolated"]:
                 enter_private_world()
-            raw_python = plan["host_python"]
-            host_python = (
-                HostPython(
-                    version=raw_python["version"],
-                    full_version=raw_python["full_version"],
-                    executable=Path(raw_python["executable"]),
-                    libdir=Path(raw_python["libdir"]),
-                )
-                if raw_python
-                else None
-            )
-            launcher = LocalLauncher(
-                TritonInstall(Path(plan["triton_root"]), Path(plan["triton_libs"])),
-                plan["stub_python"],
-                host_python,
-                Path(plan["run_dir"]),
-                Path(MODELS_ROOT),
-            )
+            launcher = launcher_from_fields(plan, Path(MODELS_ROOT))
             models = [_planned_from_dict(m) for m in plan["models"]]
             run_models(models, launcher, sys.stdout, report, plan["repeats"])
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Mapping
 
 from tritonbuild.envbuild import find_interpreter
 from tritonbuild.errors import EnvBuildError
@@ -37,6 +37,8 @@ __all__ = [
     "TritonInstall",
     "TritonProcess",
     "find_python",
+    "launcher_fields",
+    "launcher_from_fields",
     "free_ports",
     "locate_tritonserver",
     "prepare_backend_dir",
@@ -450,3 +452,48 @@ class LocalLauncher(LoopbackEndpoints):
         for folder in self._staged:
             shutil.rmtree(folder, ignore_errors=True)
         return result
+
+
+def launcher_fields(
+    install: TritonInstall, stub_python: str, host_python: HostPython | None, run_dir: Path
+) -> dict[str, Any]:
+    """What a process in fresh namespaces needs to build its LocalLauncher, as JSON fields: the
+    host decides, the process inside only reads them back (launcher_from_fields)."""
+    return {
+        "triton_root": str(install.root),
+        "triton_libs": str(install.libs_dir),
+        "stub_python": stub_python,
+        "host_python": (
+            None
+            if host_python is None
+            else {
+                "version": host_python.version,
+                "full_version": host_python.full_version,
+                "executable": str(host_python.executable),
+                "libdir": str(host_python.libdir),
+            }
+        ),
+        "run_dir": str(run_dir),
+    }
+
+
+def launcher_from_fields(fields: Mapping[str, Any], models_root: Path) -> LocalLauncher:
+    """The LocalLauncher that launcher_fields described."""
+    raw = fields["host_python"]
+    host_python = (
+        HostPython(
+            version=raw["version"],
+            full_version=raw["full_version"],
+            executable=Path(raw["executable"]),
+            libdir=Path(raw["libdir"]),
+        )
+        if raw
+        else None
+    )
+    return LocalLauncher(
+        TritonInstall(Path(fields["triton_root"]), Path(fields["triton_libs"])),
+        fields["stub_python"],
+        host_python,
+        Path(fields["run_dir"]),
+        models_root,
+    )
