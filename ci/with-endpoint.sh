@@ -30,13 +30,17 @@ shift
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/with-endpoint.XXXXXX")"
 ready="${run_dir}/endpoint.json"
 endpoint_args+=("--ready-file=${ready}")
-./pants "${options[@]}" endpoint --endpoint-port=0 --endpoint-args="${endpoint_args[*]}" \
+# One shell-quoted string: Pants splits --endpoint-args as a shell would.
+./pants "${options[@]}" endpoint --endpoint-port=0 --endpoint-args="$(printf '%q ' "${endpoint_args[@]}")" \
   >"${run_dir}/endpoint.log" 2>&1 &
 pants_pid=$!
 
 stop_endpoint() {
   if [[ -f "${ready}" ]]; then
     kill -TERM "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["pid"])' "${ready}")" 2>/dev/null || true
+  else
+    # Not serving (yet): stop the Pants run that is starting it, as Ctrl-C would.
+    kill -INT "${pants_pid}" 2>/dev/null || true
   fi
   wait "${pants_pid}" 2>/dev/null || true
   rm -rf "${run_dir}"

@@ -14,7 +14,7 @@ from pants.engine.fs import EMPTY_DIGEST
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.process import InteractiveProcess, InteractiveProcessResult, Process
 from pants.engine.rules import Effect, Get, MultiGet, collect_rules, goal_rule
-from pants.option.option_types import EnumOption, IntOption, StrListOption
+from pants.option.option_types import EnumOption, IntOption, ShellStrListOption
 from pants.util.frozendict import FrozenDict
 from pants.util.strutil import softwrap
 
@@ -38,10 +38,10 @@ class EndpointSubsystem(GoalSubsystem):
         help="The stage whose store is served (its `[triton-publish]` destination).",
     )
     port = IntOption(default=8080, help="The port on 127.0.0.1 (0 picks a free one).")
-    args = StrListOption(
+    args = ShellStrListOption(
         help=softwrap("""
-            More arguments for `python -m tritonbuild endpoint`, e.g.
-            `--endpoint-args="--memory-budget=ml.g5.xlarge --capture-dir=dist/capture"`.
+            More arguments for `python -m tritonbuild endpoint`, split as a shell splits them,
+            e.g. `--endpoint-args="--memory-budget=ml.g5.xlarge --capture-dir=dist/capture"`.
             """),
     )
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from tritonops.drift.capture import ModelVersion, parse_target_model
 
+from tritonlib.model_folder import read_model_folder
 from tritonlib.profiles import PROFILE_FILE, ProfileError, ReferenceProfile, load_profile
 
-__all__ = ["Catalog", "Lookup", "VERSION_FILE"]
-
-VERSION_FILE = "model_version.txt"
+__all__ = ["Catalog", "Lookup"]
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,14 @@ class Catalog:
         folder = self.models_dir / version.model
         if not folder.is_dir():
             return Lookup(version, None, f"no model folder {folder} in this checkout")
-        current = _read_version(folder / VERSION_FILE)
+        model = read_model_folder(folder)
+        current = model.version
         if current != version.version:
-            at = f"version {current}" if current is not None else "no readable version"
+            at = (
+                f"version {current}"
+                if current is not None
+                else f"no version ({model.version_file} {model.version_error})"
+            )
             return Lookup(
                 version,
                 None,
@@ -77,11 +81,3 @@ class Catalog:
             return Lookup(version, load_profile(path), None, path)
         except ProfileError as error:
             return Lookup(version, None, f"unreadable reference profile: {error}", path, error=True)
-
-
-def _read_version(path: Path) -> int | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() and not text.startswith("0") else None

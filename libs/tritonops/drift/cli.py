@@ -1,4 +1,5 @@
 """`python -m tritonops.drift check CAPTURE`: the drift check from a terminal or a CI job.
+(`replay MODEL_DIR` sends a model's cases and reference-like traffic to an endpoint: the demo.)
 
 Exit codes: 0 every captured model version was checked and none drifted; 1 drift; 2 the check
 could not run (bad arguments, unreadable capture location, a profile that cannot be read or
@@ -9,16 +10,23 @@ no reference profile, too little traffic, or no traffic at all). The report says
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from tritonops.drift.catalog import Catalog
 from tritonops.drift.check import Settings, run_check
+from tritonops.drift.replay import ReplayError, replay
 from tritonops.drift.report import EXIT_ERROR, exit_code, render_table, write_report
 from tritonops.drift.sources import SourceError, TimeWindow, open_source
 from tritonops.drift.stattests import CORRECTIONS
+
+from tritonlib.client import RetryPolicy, SageMakerRuntimeClient
+from tritonlib.model_folder import read_model_folder
+from tritonlib.profiles import PROFILE_FILE, ProfileError, load_profile
 
 __all__ = ["main"]
 
@@ -91,7 +99,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--endpoint-url", help="an S3-compatible endpoint instead of AWS")
     check.add_argument("--region", help="AWS region of the capture bucket")
+    _add_replay(commands)
     return parser
+
+
+def _add_replay(commands: Any) -> None:
+    replay_parser = commands.add_parser(
+        "replay",
+        help="send a model's cases, then rows drawn from its reference profile (optionally "
+        "shifted), to a SageMaker endpoint or the local one",
+    )
+    replay_parser.add_argument("model", type=Path, help="the model folder, e.g. models/add_sub")
+    replay_parser.add_argument(
+        "--endpoint-name",
+        default=os.environ.get("LOCAL_ENDPOINT_NAME"),
+        help="the EndpointName (default: $LOCAL_ENDPOINT_NAME, set by ci/with-endpoint.sh)",
+    )
+    replay_parser.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("LOCAL_ENDPOINT_URL"),
+        help="the runtime's URL (default: $LOCAL_ENDPOINT_URL; none: AWS's)",
+    )
+    replay_parser.add_argument("--region", help="AWS region (default: boto3's chain)")
+    replay_parser.add_argument(
+        "--rows", type=_positive, default=1000, help="reference-like requests (default 1000)"
+    )
+    replay_parser.add_argument(
+        "--shift",
+        type=_shift,
+        action="append",
+        default=[],
+        metavar="INPUT=SDS",
+        help="move every element of a numeric input by SDS reference standard deviations, "
+        "e.g. INPUT0=0.5 (repeatable)",
+    )
+    replay_parser.add_argument("--seed", type=int, default=1, help="which rows are drawn")
+    replay_parser.add_argument(
+        "--content-type",
+        choices=("binary", "json"),
+        default="binary",
+        help="binary+json or KServe v2 JSON bodies (default binary)",
+    )
 
 
 def _probability(text: str) -> float:
@@ -108,6 +156,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _shift(text: str) -> tuple[str, float]:
+    name, _, amount = text.partition("=")
+    try:
+        return name, float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not INPUT=SDS, e.g. INPUT0=0.5") from None
+
+
 def _time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -121,6 +177,8 @@ def _time(text: str) -> datetime:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "replay":
+        return _replay(parser, args)
     if args.min_rows > args.sample_size:
         parser.error(f"--min-rows {args.min_rows} is more than --sample-size {args.sample_size}")
     if args.last_hours is not None and (args.since or args.until):
@@ -156,3 +214,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = exit_code(check)
     print(f"\nreport: {path} (exit code {code})")
     return code
+
+
+def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not args.endpoint_name:
+        parser.error("replay needs --endpoint-name (or LOCAL_ENDPOINT_NAME)")
+    model = read_model_folder(args.model)
+    try:
+        profile = load_profile(args.model / PROFILE_FILE)
+    except ProfileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    client = SageMakerRuntimeClient(
+        args.endpoint_name,
+        content_type=args.content_type,
+        # A model loads on its first call: keep asking while the endpoint says not ready.
+        retry=RetryPolicy(attempts=10, base_delay_s=0.5, max_delay_s=5.0),
+        region_name=args.region,
+        endpoint_url=args.endpoint_url,
+    )
+    shifts = dict(args.shift)
+    try:
+        with client:
+            sent = replay(client, model, profile, rows=args.rows, seed=args.seed, shifts=shifts)
+    except ReplayError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    shown = ", ".join(f"{name} {sds:+g} SD" for name, sds in shifts.items()) or "no shift"
+    print(
+        f"replayed to {args.endpoint_name} ({args.endpoint_url or 'AWS'}): {sent.target_model}, "
+        f"{sent.cases} cases and {sent.rows} rows drawn from {profile.path} ({shown})"
+    )
+    return 0

@@ -24,6 +24,7 @@ REPORT_FILE = "drift-report.json"
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_BINS = 40
+_CENTRAL_SHARE = 0.99  # the share of a numeric feature's values that sets a plot's range
 
 
 def exit_code(check: DriftCheck) -> int:
@@ -204,16 +205,20 @@ def plot_feature(model: ModelResult, feature: FeatureResult, path: Path) -> None
 def _numeric_panels(
     figure: Any, reference: np.ndarray[Any, Any], current: np.ndarray[Any, Any]
 ) -> None:
+    low, high = _plotted_range(np.concatenate([reference, current]))
+    reference, current = (
+        np.clip(values[np.isfinite(values)], low, high) for values in (reference, current)
+    )
     both = np.concatenate([reference, current])
-    edges = np.histogram_bin_edges(both, bins="auto")
+    edges = np.histogram_bin_edges(both, bins="auto", range=(low, high))
     if len(edges) - 1 > _MAX_BINS:
-        edges = np.histogram_bin_edges(both, bins=_MAX_BINS)
+        edges = np.histogram_bin_edges(both, bins=_MAX_BINS, range=(low, high))
     left, right = figure.subplots(1, 2)
     left.hist(
         reference, bins=edges, density=True, alpha=0.5, label=f"reference (n={len(reference)})"
     )
     left.hist(current, bins=edges, density=True, alpha=0.5, label=f"current (n={len(current)})")
-    left.set_title("distribution")
+    left.set_title(f"distribution ({_CENTRAL_SHARE:.0%} of values; the rest at the edges)")
     left.legend()
     for values, label in ((reference, "reference"), (current, "current")):
         ordered = np.sort(values)
@@ -222,6 +227,17 @@ def _numeric_panels(
         )
     right.set_title("cumulative share (KS: largest vertical gap)")
     right.legend()
+
+
+def _plotted_range(values: np.ndarray[Any, Any]) -> tuple[float, float]:
+    """The central values' range: one request with 1e38 in it must not squeeze the rest of the
+    plot into one bin (or ask numpy for billions of bins)."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return 0.0, 1.0
+    tail = (1 - _CENTRAL_SHARE) / 2
+    low, high = (float(bound) for bound in np.quantile(finite, [tail, 1 - tail]))
+    return (low, high) if high > low else (low - 0.5, low + 0.5)
 
 
 def _category_panel(figure: Any, reference: list[Any], current: list[Any]) -> None:

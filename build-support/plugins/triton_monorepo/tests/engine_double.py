@@ -48,6 +48,10 @@ case "$command" in
     echo "test-triton $*" > "$report"
     : > "${report%.json}.tritonserver.log"
     ;;
+  endpoint)
+    # The ready file gets the engine's arguments, one a line: the real one writes its URL.
+    printf '%s\n' "$@" > "$(OPTION=ready-file option "$@")"
+    ;;
 esac
 """
 

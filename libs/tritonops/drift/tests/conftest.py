@@ -74,3 +74,11 @@ def moto_s3(aws_credentials: None) -> Iterator[MotoS3]:
         yield MotoS3(url)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def env_310(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Python 3.10 env the endpoint's own tests pack into their archives."""
+    from tritonbuild.endpoint.tests.endpoint_kit import build_python_env
+
+    return build_python_env(tmp_path_factory.mktemp("env310"))

@@ -85,6 +85,19 @@ def test_a_half_sd_shift_on_one_feature_is_flagged_with_a_plot(
     assert "exit code 1" in out
 
 
+def test_a_drifted_feature_with_extreme_values_still_gets_its_plot(
+    models_dir: Path, capture_dir: Path, tmp_path: Path
+) -> None:
+    rows = draw(1000, seed=4, shift=0.5)
+    rows["X"][:4, 1] = [3.4e38, -3.4e38, 1e30, np.inf]  # what a model's edge cases send
+    write_traffic(capture_dir, capture_lines(rows))
+    code, report, report_dir = check(capture_dir, models_dir, tmp_path)
+    drifted = [f for f in model_entry(report)["features"] if f["drift"]]
+
+    assert code == 1 and [f["feature"] for f in drifted] == ["X[1]"]
+    assert (Path(report_dir) / drifted[0]["plot"]).read_bytes()[:8] == PNG_MAGIC
+
+
 def test_a_rerun_in_the_same_folder_keeps_no_plot_of_an_earlier_drift(
     models_dir: Path, capture_dir: Path, tmp_path: Path
 ) -> None:

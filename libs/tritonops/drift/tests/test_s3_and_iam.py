@@ -7,8 +7,6 @@ real check against moto records the requests it sends, which must be exactly tho
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from tritonops.drift.cli import main
 from tritonops.drift.permissions import S3_CALLS, S3Call
 from tritonops.drift.sources import S3Capture
 from tritonops.drift.tests.traffic import HOUR, TARGET, capture_lines, draw, write_traffic
+from tritonops.iam_policy import allows, as_list
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 POLICY = REPO_ROOT / "ci" / "iam" / "drift-reader.json"
@@ -74,38 +73,8 @@ def _policy() -> dict[str, Any]:
     return loaded
 
 
-def _listed(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _grants(statement: dict[str, Any], action: str, arn: str, keys: dict[str, str]) -> bool:
-    """Whether one statement covers the request (Action, Resource and every Condition test)."""
-    if not any(fnmatchcase(action, pattern) for pattern in _listed(statement["Action"])):
-        return False
-    if not any(fnmatchcase(arn, pattern) for pattern in _listed(statement["Resource"])):
-        return False
-    match_by: dict[str, Callable[[str, str], bool]] = {
-        "StringLike": fnmatchcase,
-        "StringEquals": lambda actual, wanted: actual == wanted,
-    }
-    for operator, tests in statement.get("Condition", {}).items():
-        assert operator in match_by, f"this test cannot evaluate {operator}"
-        for key, wanted in tests.items():
-            if key not in keys or not any(
-                match_by[operator](keys[key], w) for w in _listed(wanted)
-            ):
-                return False
-    return True
-
-
 def allowed(action: str, arn: str, keys: dict[str, str] | None = None) -> bool:
-    """IAM's rule for one policy: an explicit Deny wins, else an Allow is needed."""
-    effects = {
-        statement["Effect"]
-        for statement in _policy()["Statement"]
-        if _grants(statement, action, arn, keys or {})
-    }
-    return "Allow" in effects and "Deny" not in effects
+    return allows(_policy(), action, arn, keys)
 
 
 def _request(call: S3Call, prefix: str) -> tuple[str, dict[str, str]]:
@@ -119,7 +88,7 @@ def test_the_policy_is_read_only_and_names_no_wildcard_action() -> None:
     assert policy["Version"] == "2012-10-17"
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow"
-        for action in _listed(statement["Action"]):
+        for action in as_list(statement["Action"]):
             assert "*" not in action
             assert action in ("s3:ListBucket", "s3:GetObject", "kms:Decrypt"), action
 

@@ -3,8 +3,7 @@ code makes and the calls CloudFormation makes for the template's resources.
 
 The first list is recorded from a real plan and deploy against moto. The second comes from
 CloudFormation's resource schemas, as shipped in cfn-lint: each resource type's handlers list
-the permissions they need. moto's IAM policy evaluator decides (explicit Deny wins, then Allow;
-conditions StringEquals).
+the permissions they need. tritonops.iam_policy decides (explicit Deny wins, then Allow).
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from typing import Any, Iterator
 import boto3
 import cfnlint.data.schemas
 import pytest
-from moto.iam.access_control import IAMPolicy, PermissionResult
 from tritonops.endpoints.build import BuildFacts, resolve_stage
 from tritonops.endpoints.cli import EXIT_OK, main
 from tritonops.endpoints.parse import load_definitions
 from tritonops.endpoints.permissions import CLOUDFORMATION_CALLS
 from tritonops.endpoints.template import render_template
 from tritonops.endpoints.tests.examples import cli_arguments
+from tritonops.iam_policy import allows, as_list
 
 REPO = Path(__file__).resolve().parents[4]
 IAM = REPO / "ci" / "iam"
@@ -64,19 +63,6 @@ ANY_RESOURCE = ("application-autoscaling:", "cloudwatch:GetMetricData")
 def _policy(stage: str) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((IAM / f"endpoints-{stage}-deployer.json").read_text())
     return loaded
-
-
-def _allows(
-    policy: dict[str, Any], action: str, arn: str, context: dict[str, str] | None = None
-) -> bool:
-    result = IAMPolicy(json.dumps(policy)).is_action_permitted(
-        action, arn, incoming_condition_values=context or {}
-    )
-    return bool(result == PermissionResult.PERMITTED)
-
-
-def _as_list(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
 
 
 def _template(stage: str) -> dict[str, Any]:
@@ -151,12 +137,12 @@ def test_the_policy_is_valid_least_privilege_iam_json(stage: str) -> None:
     assert policy["Version"] == "2012-10-17"
     for statement in policy["Statement"]:
         assert statement["Effect"] == "Allow" and "NotAction" not in statement
-        for action in _as_list(statement["Action"]):
+        for action in as_list(statement["Action"]):
             assert "*" not in action, f"wildcard action {action}"
-        for resource in _as_list(statement["Resource"]):
+        for resource in as_list(statement["Resource"]):
             if resource == "*":
                 assert all(
-                    a.startswith(ANY_RESOURCE) for a in _as_list(statement["Action"])
+                    a.startswith(ANY_RESOURCE) for a in as_list(statement["Action"])
                 ), statement
             else:
                 assert f":{account}:" in resource and (region in resource or ":iam::" in resource)
@@ -169,7 +155,7 @@ def test_the_policy_allows_every_call_cloudformation_makes_for_the_stage(stage: 
     refused = [
         (kind, action, arn)
         for kind, action, arn, context in _calls_for(stage)
-        if not _allows(policy, action, arn, context)
+        if not allows(policy, action, arn, context)
     ]
     assert refused == []
 
@@ -182,7 +168,7 @@ def test_the_policy_allows_nothing_the_calls_do_not_need(stage: str) -> None:
     granted = {
         action
         for statement in _policy(stage)["Statement"]
-        for action in _as_list(statement["Action"])
+        for action in as_list(statement["Action"])
     }
     assert granted == needed
 
@@ -194,9 +180,9 @@ def test_a_stage_role_cannot_touch_the_other_stage(stage: str, other: str) -> No
     assert endpoint not in json.dumps(policy)
     for kind, action, arn, context in _calls_for(other):
         if arn != "*" and "aws-service-role" not in arn:
-            assert not _allows(policy, action, arn, context), (kind, action, arn)
+            assert not allows(policy, action, arn, context), (kind, action, arn)
     for call in CLOUDFORMATION_CALLS:
-        assert not _allows(
+        assert not allows(
             policy,
             f"cloudformation:{call}",
             f"arn:aws:cloudformation:{region}:{account}:stack/{endpoint}/1",
@@ -208,11 +194,9 @@ def test_the_execution_role_goes_to_sagemaker_only(stage: str) -> None:
     account, _, endpoint = _stage_facts(stage)
     role = f"arn:aws:iam::{account}:role/{endpoint}-ExecutionRole-1A2B3C4D5E6F"
     policy = _policy(stage)
-    assert _allows(policy, "iam:PassRole", role, {"iam:PassedToService": "sagemaker.amazonaws.com"})
-    assert not _allows(
-        policy, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"}
-    )
-    assert not _allows(
+    assert allows(policy, "iam:PassRole", role, {"iam:PassedToService": "sagemaker.amazonaws.com"})
+    assert not allows(policy, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"})
+    assert not allows(
         policy,
         "iam:PassRole",
         f"arn:aws:iam::{account}:role/admin",
@@ -223,7 +207,7 @@ def test_the_execution_role_goes_to_sagemaker_only(stage: str) -> None:
         "cloudformation:DeleteStack",
         "sagemaker:DeleteEndpoint",
     ):
-        assert not _allows(policy, action, f"arn:aws:iam::{account}:role/admin")
+        assert not allows(policy, action, f"arn:aws:iam::{account}:role/admin")
 
 
 def test_the_declared_cloudformation_calls_are_the_calls_plan_and_deploy_make(

@@ -59,16 +59,16 @@ ENV_AT_ROOT = "$$TRITON_MODEL_DIRECTORY/../python_env.tar.gz"
 STEP_CONFIG = """name: "{name}"
 backend: "{backend}"
 max_batch_size: 0
-input [{{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] }}]
-output [{{ name: "Y" data_type: TYPE_FP32 dims: [ -1 ] }}]
+input [{{ name: "X" data_type: TYPE_FP32 dims: [ {dims} ] }}]
+output [{{ name: "Y" data_type: TYPE_FP32 dims: [ {dims} ] }}]
 parameters: {{ key: "EXECUTION_ENV_PATH", value: {{ string_value: "{env}" }} }}
 """
 
 ENSEMBLE_CONFIG = """name: "{name}"
 platform: "ensemble"
 max_batch_size: 0
-input [{{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] }}]
-output [{{ name: "Y" data_type: TYPE_FP32 dims: [ -1 ] }}]
+input [{{ name: "X" data_type: TYPE_FP32 dims: [ {dims} ] }}]
+output [{{ name: "Y" data_type: TYPE_FP32 dims: [ {dims} ] }}]
 ensemble_scheduling {{ step [ {{ model_name: "{step}" model_version: -1
   input_map {{ key: "X" value: "X" }} output_map {{ key: "Y" value: "Y" }} }} ] }}
 """
@@ -108,26 +108,31 @@ class TritonPythonModel:
 """
 
 
-def doubler_archive(
-    path: Path,
-    env: Path,
+def doubler_files(
     sleep_s: float = 0.0,
     ballast_mib: int = 0,
     backend: str = "python",
     out_of_memory: bool = False,
-) -> Path:
-    """`<name>_<version>.tar.gz`: an ensemble over one python step, its env at the root."""
-    files: Mapping[str, str | Path] = {
-        "pipeline/config.pbtxt": ENSEMBLE_CONFIG.format(name="pipeline", step="doubler"),
+    dims: int = -1,
+) -> dict[str, str]:
+    """The doubler's model folder: an ensemble over one python step taking X of `dims`
+    elements (-1: any number), its env expected at the root."""
+    return {
+        "pipeline/config.pbtxt": ENSEMBLE_CONFIG.format(name="pipeline", step="doubler", dims=dims),
         "pipeline/1/.keep": "",
         "doubler/config.pbtxt": STEP_CONFIG.format(
-            name="doubler", backend=backend, env=ENV_AT_ROOT
+            name="doubler", backend=backend, env=ENV_AT_ROOT, dims=dims
         ),
         "doubler/1/model.py": DOUBLER_PY.format(
             sleep_s=sleep_s, ballast_mib=ballast_mib, out_of_memory=out_of_memory
         ),
-        "python_env.tar.gz": env,
     }
+
+
+def doubler_archive(path: Path, env: Path, **options: Any) -> Path:
+    """`<name>_<version>.tar.gz`: the doubler's folder (`doubler_files(**options)`) and its env
+    at the root."""
+    files: Mapping[str, str | Path] = {**doubler_files(**options), "python_env.tar.gz": env}
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz", compresslevel=1) as tar:
         for name, content in sorted(files.items()):
@@ -140,3 +145,14 @@ def doubler_archive(
             member.mode = 0o644
             tar.addfile(member, io.BytesIO(data))
     return path
+
+
+def build_python_env(folder: Path) -> Path:
+    """A real, relocatable Python 3.10 env with numpy, made by the engine's env builder."""
+    from tritonbuild.envbuild import build_env
+
+    requirements = folder / "requirements.txt"
+    requirements.write_text("numpy==1.26.4\n", encoding="utf-8")
+    output = folder / "python_env.tar.gz"
+    build_env(output, "3.10", requirements=requirements, first_party=[], log=lambda _: None)
+    return output
