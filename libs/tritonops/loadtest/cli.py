@@ -36,7 +36,7 @@ from tritonops.loadtest.sweep import GENERATOR, Conclusion, conclude, judge, nex
 from tritonops.loadtest.target import Target, TargetError, local_target, require_one_instance
 from tritonops.loadtest.traffic import TrafficError, TrafficMix, load_mix, parse_model_weight
 
-from tritonlib.client import RetryPolicy, SageMakerRuntimeClient
+from tritonlib.client import RetryPolicy
 
 __all__ = ["build_parser", "main"]
 
@@ -246,10 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         plan = _Plan(arguments)
-    except (_Refused, SettingsError, TrafficError, TargetError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except DefinitionsError as error:
+    except (_Refused, SettingsError, TrafficError, TargetError, DefinitionsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     return _Run(plan).run()

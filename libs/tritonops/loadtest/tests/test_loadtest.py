@@ -21,6 +21,7 @@ from tritonops.loadtest.measure import OK, WRONG
 from tritonops.loadtest.target import local_target
 from tritonops.loadtest.tests.conftest import (
     QUICK,
+    Outcome,
     Served,
     doubling_case,
     load_test,
@@ -418,12 +419,10 @@ def moto_sagemaker() -> Iterator[dict[str, str]]:
         server.stop()
 
 
-def test_a_real_endpoint_with_more_than_one_instance_is_refused_not_divided(
-    served: Served, tmp_path: Path, moto_sagemaker: dict[str, str]
-) -> None:
-    outcome = load_test(
+def _against_moto(served: Served, out: Path, env: dict[str, str], endpoint: str) -> Outcome:
+    return load_test(
         None,
-        tmp_path / "out",
+        out,
         *QUICK,
         "--models-dir",
         str(served.models),
@@ -432,11 +431,17 @@ def test_a_real_endpoint_with_more_than_one_instance_is_refused_not_divided(
         "--slo-ms",
         "100",
         "--sagemaker-endpoint",
-        "two-instances",
+        endpoint,
         "--region",
         "us-east-1",
-        env=moto_sagemaker,
+        env=env,
     )
+
+
+def test_a_real_endpoint_with_more_than_one_instance_is_refused_not_divided(
+    served: Served, tmp_path: Path, moto_sagemaker: dict[str, str]
+) -> None:
+    outcome = _against_moto(served, tmp_path / "out", moto_sagemaker, "two-instances")
 
     assert outcome.code == 2, outcome.stdout + outcome.stderr
     assert "variant 'AllTraffic' runs 2 instances" in outcome.stderr
@@ -446,22 +451,7 @@ def test_a_real_endpoint_with_more_than_one_instance_is_refused_not_divided(
 def test_a_real_endpoint_is_called_through_boto3_by_its_name(
     served: Served, tmp_path: Path, moto_sagemaker: dict[str, str]
 ) -> None:
-    outcome = load_test(
-        None,
-        tmp_path / "out",
-        *QUICK,
-        "--models-dir",
-        str(served.models),
-        "--model",
-        "doubler",
-        "--slo-ms",
-        "100",
-        "--sagemaker-endpoint",
-        "one-instance",
-        "--region",
-        "us-east-1",
-        env=moto_sagemaker,
-    )
+    outcome = _against_moto(served, tmp_path / "out", moto_sagemaker, "one-instance")
 
     # moto answers InvokeEndpoint with a canned body, which the warm-up refuses as an answer.
     assert outcome.code == 1, outcome.stdout + outcome.stderr
