@@ -72,6 +72,12 @@ def _drift(settings: Settings) -> list[SuiteResult]:
     return [run_drift(settings)]
 
 
+def _loadtest(settings: Settings) -> list[SuiteResult]:
+    from tritonbench.loadtest import run_loadtest
+
+    return [run_loadtest(settings)]
+
+
 # `monorepo` writes both monorepo.json and env_reuse.json: the env builds are counted in its
 # cold run, which is too costly to repeat for one number.
 SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
@@ -84,6 +90,7 @@ SUITES: dict[str, Callable[[Settings], list[SuiteResult]]] = {
     "endpoint": _endpoint,
     "remote_cache": _remote_cache,
     "drift": _drift,
+    "loadtest": _loadtest,
 }
 
 

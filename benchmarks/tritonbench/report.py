@@ -28,6 +28,7 @@ SUITE_ORDER = (
     "endpoint",
     "remote_cache",
     "drift",
+    "loadtest",
 )
 
 
@@ -569,6 +570,37 @@ def _drift(doc: dict[str, Any]) -> list[str]:
     ]
 
 
+def _loadtest(doc: dict[str, Any]) -> list[str]:
+    r, c = doc["results"], doc["config"]
+    ceiling = r["generator_ceiling"]
+    s = c["sweep_settings"]
+    rows = [
+        [
+            f"sweep {number + 1}",
+            len(steps),
+            (
+                f"{r['max_rps']['samples'][number]:g}"
+                if number < len(r["max_rps"].get("samples", []))
+                else "-"
+            ),
+            r["targets"][number] if r["targets"][number] is not None else "-",
+            "; ".join(r["sweep_generators"][number]),
+        ]
+        for number, steps in enumerate(r["sweep_steps"])
+    ]
+    return [
+        f"{c['endpoint']}; SLO p{s['slo']['percentile']} <= {s['slo']['ms']:g} ms, error budget "
+        f"{s['error_budget']:.0%}; steps of {s['settle_s']:g} s settling + {s['step_s']:g} s "
+        f"measured, x{s['growth']:g} then {s['refine_steps']} bisections.",
+        "",
+        *_table(["sweep", "steps", "MAX_RPS (req/s)", "target (/instance/min)", "generator"], rows),
+        "",
+        f"MAX_RPS {_spread(r['max_rps'], 'req/s')}. Generator ceiling ({c['ceiling']}): "
+        f"{ceiling['ceiling_rps']:g} requests/s at {ceiling['generator_cpu_percent']}% CPU of "
+        f"its process; the sweep ended: {ceiling['ended']}",
+    ]
+
+
 _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "monorepo": ("1. Monorepo scale", _monorepo),
     "env_reuse": ("2. Env reuse", _env_reuse),
@@ -580,6 +612,7 @@ _SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "endpoint": ("8. Local endpoint", _endpoint),
     "remote_cache": ("9. Remote cache", _remote_cache),
     "drift": ("10. Drift check", _drift),
+    "loadtest": ("11. Load test", _loadtest),
 }
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "SageMakerContainerClient",
     "SageMakerRuntimeClient",
     "TARGET_MODEL_HEADER",
+    "TIMEOUT_STATUS",
     "TritonGrpcClient",
     "TritonHttpClient",
     "container_model_name",
@@ -67,6 +68,8 @@ DEFAULT_LOAD_TIMEOUT_S = 360.0
 TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
 BINARY_CONTENT_TYPE_PREFIX = "application/vnd.sagemaker-triton.binary+json;json-header-size="
 JSON_CONTENT_TYPE = "application/json"
+# The status of a request that was sent but not answered within the client's timeout.
+TIMEOUT_STATUS = "timeout"
 
 ContentType = Literal["json", "binary"]
 Sleep = Callable[[float], None]
@@ -672,6 +675,8 @@ class SageMakerRuntimeClient(_RetryingClient):
     Pass ``runtime_client`` to reuse a configured boto3 ``sagemaker-runtime`` client (its own
     retry settings then apply as well); otherwise one is made with botocore retries off, so this
     class's policy is the only one, and ``timeout_s`` as connect and read timeout.
+    ``target_variant`` sends every request to that production variant (InvokeEndpoint's
+    TargetVariant) instead of splitting them by the variants' weights.
     """
 
     def __init__(
@@ -685,11 +690,13 @@ class SageMakerRuntimeClient(_RetryingClient):
         sleep: Sleep = time.sleep,
         region_name: str | None = None,
         endpoint_url: str | None = None,
+        target_variant: str | None = None,
     ) -> None:
         if content_type not in ("json", "binary"):
             raise ValueError(f"content_type must be 'json' or 'binary', got {content_type!r}")
         super().__init__(f"SageMaker endpoint {endpoint_name!r}", timeout_s, retry, sleep)
         self.endpoint_name = endpoint_name
+        self.target_variant = target_variant
         self.content_type: ContentType = content_type
         self._owns_client = runtime_client is None
         self._runtime = runtime_client
@@ -730,6 +737,8 @@ class SageMakerRuntimeClient(_RetryingClient):
         body, content_type = _encode_sagemaker_request(tensors, outputs, self.content_type)
         runtime = self._runtime_client(model)
 
+        variant = {"TargetVariant": self.target_variant} if self.target_variant else {}
+
         def send() -> dict[str, NDArray[Any]]:
             try:
                 response = runtime.invoke_endpoint(
@@ -737,10 +746,14 @@ class SageMakerRuntimeClient(_RetryingClient):
                     TargetModel=model,
                     ContentType=content_type,
                     Body=body,
+                    **variant,
                 )
                 answer = response["Body"].read()
             except botocore.exceptions.ClientError as error:
                 raise self._aws_error(model, error) from None
+            except botocore.exceptions.ReadTimeoutError as error:
+                # Connected, but no answer in time: told apart from an endpoint that is gone.
+                raise _TransientFailure(f"no answer in time: {error}", TIMEOUT_STATUS) from None
             except (
                 botocore.exceptions.ConnectionError,
                 botocore.exceptions.HTTPClientError,

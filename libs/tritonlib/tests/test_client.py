@@ -26,6 +26,7 @@ from tritonlib.client import (
     BINARY_CONTENT_TYPE_PREFIX,
     NO_RETRY,
     TARGET_MODEL_HEADER,
+    TIMEOUT_STATUS,
     ClientError,
     InferenceRejectedError,
     ModelLoadError,
@@ -495,6 +496,34 @@ def test_runtime_client_gives_up_after_the_policy_attempts() -> None:
             client.infer("add_sub_1.tar.gz", TWO_INPUTS)
     assert len(server.requests) == 3
     assert sleep.delays == [0.5, 0.75]
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
+def test_runtime_client_sends_every_request_to_its_target_variant() -> None:
+    replies = [ScriptedReply(200, ADD_SUB_JSON_RESPONSE, JSON_HEADERS)]
+    with ScriptedServer(replies) as server:
+        client = _runtime_client(server.url, target_variant="Candidate")
+        _assert_add_sub_json_outputs(client.infer("add_sub_1.tar.gz", TWO_INPUTS))
+        client.close()
+    assert server.requests[0].headers["x-amzn-sagemaker-target-variant"] == "Candidate"
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
+def test_runtime_client_tells_a_timeout_from_an_endpoint_that_is_gone() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # connections complete in the backlog, and nothing ever answers
+        client = _runtime_client(
+            f"http://127.0.0.1:{silent.getsockname()[1]}", retry=NO_RETRY, timeout_s=0.3
+        )
+        with pytest.raises(RetriesExhaustedError) as timed_out:
+            client.infer("add_sub_1.tar.gz", TWO_INPUTS)
+    gone = _runtime_client(f"http://127.0.0.1:{free_loopback_port()}", retry=NO_RETRY)
+    with pytest.raises(RetriesExhaustedError) as refused:
+        gone.infer("add_sub_1.tar.gz", TWO_INPUTS)
+    assert timed_out.value.status == TIMEOUT_STATUS
+    assert refused.value.status is None
+    assert "connection failed" in str(refused.value)
 
 
 def test_runtime_client_without_a_region_is_a_request_error(

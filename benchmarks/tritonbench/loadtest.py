@@ -1,0 +1,256 @@
+"""Suite: the load test that sets the autoscaling target (`python -m tritonops.loadtest`,
+docs/loadtest.md), run as a user runs it.
+
+- Generator ceiling: one load process (`--processes 1`, Locust's local runner) against a
+  trivial loopback endpoint (`tritonbench.trivial_endpoint`, an asyncio responder in its own
+  process), its arrival rate rising until the process cannot offer the planned rate. The
+  ceiling is the highest rate it sent. Goal: at least 5x the example endpoint's MAX_RPS, so
+  that a sweep measures the endpoint and not the generator.
+- Repeatability: sweeps of the example endpoint back to back (the local endpoint over the
+  staging folder store that `ci/pipeline.sh --all --local-store` fills, every example model in
+  equal shares, the staging alarm's SLO); the spread of MAX_RPS, (max - min) / median.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tritonbench.common import (
+    REPO_ROOT,
+    BenchError,
+    Settings,
+    SuiteResult,
+    Target,
+    engine_environment,
+    log,
+    remove_tree,
+    spread,
+)
+from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
+
+__all__ = ["run_loadtest"]
+
+_STORE = REPO_ROOT / ".published" / "staging"
+_CEILING_GOAL = 5.0
+_SPREAD_GOAL = 0.15
+_READY_S = 30.0
+
+# The trivial endpoint's model: one python step, one case that its fixed answer satisfies.
+_TRIVIAL_CONFIG = """name: "trivial"
+backend: "python"
+max_batch_size: 0
+input [{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] }]
+output [{ name: "Y" data_type: TYPE_FP32 dims: [ -1 ] }]
+"""
+_TRIVIAL_CASE = {
+    "inputs": {"X": {"datatype": "FP32", "shape": [1], "data": [1.0]}},
+    "expected": {"Y": {"datatype": "FP32", "shape": [1], "data": [2.0]}},
+}
+
+
+def _environment() -> dict[str, str]:
+    env = engine_environment()
+    env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{REPO_ROOT / 'benchmarks'}"
+    return env
+
+
+def _load_test(
+    settings: Settings, out: Path, arguments: list[str], what: str, timeout_s: float
+) -> dict[str, Any]:
+    """One `python -m tritonops.loadtest` run; its JSON report. Exit 0 (recommended), 1 (none)
+    and 3 (no knee) all leave a report; the caller decides which it needs."""
+    command = [str(settings.python), "-m", "tritonops.loadtest", "--out", str(out), *arguments]
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    report_path = out / "loadtest-report.json"
+    if completed.returncode not in (0, 1, 3) or not report_path.is_file():
+        tail = "\n".join(completed.stdout.strip().splitlines()[-30:])
+        raise BenchError(f"{what}: exited with {completed.returncode}\n{tail}")
+    log(f"loadtest: {what}: exit {completed.returncode} in {time.perf_counter() - started:.0f} s")
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    report["exit_code"] = completed.returncode
+    return report
+
+
+def _trivial_models(root: Path) -> Path:
+    folder = root / "models" / "trivial"
+    (folder / "trivial" / "1").mkdir(parents=True)
+    (folder / "tests" / "cases").mkdir(parents=True)
+    (folder / "model_version.txt").write_text("1\n")
+    (folder / "trivial" / "config.pbtxt").write_text(_TRIVIAL_CONFIG)
+    (folder / "trivial" / "1" / "model.py").write_text("")
+    (folder / "tests" / "cases" / "one.json").write_text(json.dumps(_TRIVIAL_CASE))
+    return folder.parent
+
+
+def _ceiling(settings: Settings, root: Path) -> dict[str, Any]:
+    models = _trivial_models(root)
+    port_file = root / "trivial.port"
+    server = subprocess.Popen(
+        [str(settings.python), "-m", "tritonbench.trivial_endpoint", str(port_file)],
+        env=_environment(),
+    )
+    try:
+        deadline = time.monotonic() + _READY_S
+        while not port_file.is_file():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("the trivial endpoint did not start")
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        report = _load_test(
+            settings,
+            root / "ceiling",
+            [
+                *("--url", url, "--endpoint-name", "trivial", "--models-dir", str(models)),
+                *("--processes", "1", "--slo-ms", "500", "--check-fraction", "0"),
+                *("--start-rps", "50", "--growth", "1.4", "--max-rps", "20000"),
+                *("--refine-steps", "0", "--max-steps", "20"),
+                *("--settle-seconds", str(settings.pick_float(2, 1))),
+                *("--step-seconds", str(settings.pick_float(8, 3))),
+            ],
+            "generator ceiling against the trivial endpoint",
+            900,
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    steps = report["steps"]
+    if not steps:
+        raise BenchError(f"generator ceiling: no step was measured: {report['knee']['message']}")
+    best = max(steps, key=lambda step: step["offered_rps"])
+    return {
+        "ceiling_rps": best["offered_rps"],
+        "at_step": best["index"],
+        "generator_cpu_percent": best["generator_cpu_percent"],
+        "ended": report["knee"]["message"],
+        "steps": [
+            {key: step[key] for key in ("planned_rps", "offered_rps", "throughput_rps", "verdict")}
+            | {"p99_ms": step["latency_ms"]["p99"], "cpu": step["generator_cpu_percent"]}
+            for step in steps
+        ],
+    }
+
+
+def _sweeps(settings: Settings, root: Path, count: int) -> list[dict[str, Any]]:
+    from tritonbuild.endpoint.api import running_endpoint
+
+    if not any(_STORE.glob("*.tar.gz")):
+        raise BenchError(
+            f"{_STORE} has no archives: run `ci/pipeline.sh --all --local-store` first (the "
+            "example endpoint serves the published staging store)"
+        )
+    reports = []
+    with (root / "endpoint.log").open("w") as output, running_endpoint(
+        _STORE,
+        port=0,
+        stub_python=stub_python(LOCAL_SERVER_RELEASE),
+        output=output,  # the engine's default cache: its ONNX stand-in env is built once
+    ) as endpoint:
+        for number in range(count):
+            reports.append(
+                _load_test(
+                    settings,
+                    root / f"sweep-{number}",
+                    [
+                        *("--url", endpoint.url, "--endpoint-name", endpoint.name),
+                        *("--settle-seconds", str(settings.pick_float(3, 1))),
+                        *("--step-seconds", str(settings.pick_float(15, 4))),
+                    ],
+                    f"sweep {number + 1}/{count} of the example endpoint",
+                    1800,
+                )
+            )
+    return reports
+
+
+def run_loadtest(settings: Settings) -> SuiteResult:
+    result = SuiteResult("loadtest", settings.quick)
+    root = settings.scratch / "loadtest"
+    remove_tree(root)
+    root.mkdir(parents=True)
+    count = 3
+    try:
+        reports = _sweeps(settings, root, count)
+        ceiling = _ceiling(settings, root)
+    finally:
+        remove_tree(root)
+    max_rps = [r["knee"]["max_rps"] for r in reports if r["knee"]["max_rps"] is not None]
+    result.config = {
+        "endpoint": "local endpoint over .published/staging, every example model in equal shares",
+        "sweep_settings": reports[0]["settings"],
+        "sweeps": count,
+        "ceiling": "one load process (--processes 1) against tritonbench.trivial_endpoint",
+        "python": sys.version.split()[0],
+    }
+    result.results = {
+        "max_rps": spread(max_rps, 2),
+        "targets": [r["recommended_target"] for r in reports],
+        "sweep_generators": [r["generator"]["modes"] for r in reports],
+        "sweep_outcomes": [r["knee"]["message"] for r in reports],
+        "sweep_steps": [
+            [
+                {
+                    "planned_rps": s["planned_rps"],
+                    "throughput_rps": s["throughput_rps"],
+                    "p99_ms": s["latency_ms"]["p99"],
+                    "verdict": s["verdict"],
+                }
+                for s in r["steps"]
+            ]
+            for r in reports
+        ],
+        "generator_ceiling": ceiling,
+    }
+    if len(max_rps) < count:
+        result.targets = [
+            Target(
+                "MAX_RPS found in every sweep",
+                f"{count} of {count}",
+                f"{len(max_rps)} of {count}",
+                False,
+            )
+        ]
+        result.notes.append("A sweep found no knee; see sweep_outcomes.")
+        return result
+    median = statistics.median(max_rps)
+    spread_ratio = (max(max_rps) - min(max_rps)) / median
+    ratio = ceiling["ceiling_rps"] / median
+    step_s = reports[0]["settings"]["step_s"]
+    result.targets = [
+        Target(
+            "generator ceiling (one process, trivial endpoint) vs the example's MAX_RPS",
+            f">= {_CEILING_GOAL:g}x",
+            f"{ratio:.1f}x ({ceiling['ceiling_rps']:.0f} vs {median:.1f} requests/s)",
+            ratio >= _CEILING_GOAL,
+        ),
+        Target(
+            f"spread of MAX_RPS over {count} sweeps ({step_s:g} s steps)",
+            f"<= {_SPREAD_GOAL:.0%}",
+            f"{spread_ratio:.1%} ({', '.join(f'{v:.1f}' for v in max_rps)} requests/s)",
+            spread_ratio <= _SPREAD_GOAL,
+        ),
+    ]
+    result.notes.append(
+        "The machine was shared with other builds during the run (see the load averages), and "
+        "the load generator shares its 2 cores with the endpoint it measures."
+    )
+    return result

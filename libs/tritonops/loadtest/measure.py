@@ -1,0 +1,163 @@
+"""One step's numbers, from the raw samples of its window.
+
+Locust keeps its own response times rounded to about two significant figures, which is too
+coarse to hold a p99 against an SLO, so every request is recorded as a raw sample and the
+percentiles are exact (numpy's linear interpolation) over the step's window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CONNECTION",
+    "OK",
+    "WRONG",
+    "Sample",
+    "StepResult",
+    "summarize",
+]
+
+OK = "ok"
+WRONG = "wrong"  # answered, and a checked answer did not match the case's expected outputs
+CONNECTION = "connection"  # no HTTP answer at all: refused, reset, unreachable
+PERCENTILES = (50, 90, 95, 99)
+
+
+class Sample(NamedTuple):
+    """One request: when it started (wall clock, shared by the generator's processes), how long
+    it took, its outcome (OK, WRONG or an error kind), the model's index in the mix, whether
+    its answer was checked, and for failures what was said."""
+
+    start: float
+    latency_ms: float
+    outcome: str
+    model: int
+    checked: bool
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step offered and what the endpoint did with it."""
+
+    index: int
+    phase: str  # "ladder" or "refine"
+    planned_rps: float
+    users: int
+    processes: int
+    window_s: float
+    sent: int
+    answered: int
+    ok: int
+    wrong: int
+    checked: int
+    errors: dict[str, int]
+    error_examples: dict[str, str]
+    per_model_sent: dict[str, int]
+    latency_ms: dict[str, float | None]
+    generator_cpu_percent: float | None
+    verdict: str = "pending"
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def offered_rps(self) -> float:
+        """Requests actually started per second in the window."""
+        return self.sent / self.window_s
+
+    @property
+    def throughput_rps(self) -> float:
+        """Correct answers per second: what the endpoint delivered."""
+        return self.ok / self.window_s
+
+    @property
+    def failures(self) -> int:
+        return sum(self.errors.values()) + self.wrong
+
+    @property
+    def error_rate(self) -> float:
+        finished = self.answered + sum(self.errors.values())
+        return self.failures / finished if finished else 0.0
+
+    def percentile_ms(self, percentile: int) -> float | None:
+        return self.latency_ms.get(f"p{percentile}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        data["offered_rps"] = round(self.offered_rps, 3)
+        data["throughput_rps"] = round(self.throughput_rps, 3)
+        data["error_rate"] = round(self.error_rate, 6)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StepResult":
+        known = {name for name in cls.__dataclass_fields__}
+        values = {key: value for key, value in data.items() if key in known}
+        values["reasons"] = tuple(values.get("reasons", ()))
+        return cls(**values)
+
+
+def summarize(
+    samples: Sequence[Sample],
+    *,
+    index: int,
+    phase: str,
+    planned_rps: float,
+    users: int,
+    processes: int,
+    window: tuple[float, float],
+    model_names: Sequence[str],
+    generator_cpu_percent: float | None,
+) -> StepResult:
+    """The step's numbers from the samples that started inside ``window``."""
+    start, end = window
+    inside = [s for s in samples if start <= s.start < end]
+    answered = [s for s in inside if s.outcome in (OK, WRONG)]
+    errors: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for sample in inside:
+        if sample.outcome in (OK, WRONG):
+            if sample.outcome == WRONG and sample.detail and WRONG not in examples:
+                examples[WRONG] = sample.detail
+            continue
+        errors[sample.outcome] = errors.get(sample.outcome, 0) + 1
+        if sample.detail and sample.outcome not in examples:
+            examples[sample.outcome] = sample.detail
+    per_model = {name: 0 for name in model_names}
+    for sample in inside:
+        per_model[model_names[sample.model]] += 1
+    latencies = np.array([s.latency_ms for s in answered], dtype=np.float64)
+    latency: dict[str, float | None] = {}
+    for percentile in PERCENTILES:
+        latency[f"p{percentile}"] = (
+            _round(float(np.percentile(latencies, percentile))) if latencies.size else None
+        )
+    latency["mean"] = _round(float(latencies.mean())) if latencies.size else None
+    latency["max"] = _round(float(latencies.max())) if latencies.size else None
+    return StepResult(
+        index=index,
+        phase=phase,
+        planned_rps=planned_rps,
+        users=users,
+        processes=processes,
+        window_s=end - start,
+        sent=len(inside),
+        answered=len(answered),
+        ok=sum(1 for s in answered if s.outcome == OK),
+        wrong=sum(1 for s in answered if s.outcome == WRONG),
+        checked=sum(1 for s in inside if s.checked),
+        errors=dict(sorted(errors.items())),
+        error_examples=examples,
+        per_model_sent=per_model,
+        latency_ms=latency,
+        generator_cpu_percent=generator_cpu_percent,
+    )
+
+
+def _round(value: float) -> float:
+    return round(value, 3) if math.isfinite(value) else value
