@@ -22,14 +22,7 @@ import pytest
 
 from tritonbuild.endpoint.api import RunningEndpoint, running_endpoint
 from tritonbuild.endpoint.tests.conftest import env_310  # noqa: F401 (a fixture)
-from tritonbuild.endpoint.tests.endpoint_kit import (
-    DOUBLER_PY,
-    ENSEMBLE_CONFIG,
-    ENV_AT_ROOT,
-    STEP_CONFIG,
-    doubler_archive,
-    metrics,
-)
+from tritonbuild.endpoint.tests.endpoint_kit import doubler_archive, doubler_files, metrics
 from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
 
 MODELS = ("doubler", "twin", "slow")
@@ -40,15 +33,7 @@ COMMITTED_DEFINITIONS = Path(__file__).resolve().parents[4] / "autoscaling" / "e
 
 def write_model_folder(folder: Path, cases: dict[str, dict[str, Any]]) -> Path:
     """The model folder the archive is built from (steps, version) with ``cases``."""
-    files = {
-        "model_version.txt": "1\n",
-        "pipeline/config.pbtxt": ENSEMBLE_CONFIG.format(name="pipeline", step="doubler"),
-        "pipeline/1/.keep": "",
-        "doubler/config.pbtxt": STEP_CONFIG.format(
-            name="doubler", backend="python", env=ENV_AT_ROOT
-        ),
-        "doubler/1/model.py": DOUBLER_PY.format(sleep_s=0, ballast_mib=0, out_of_memory=False),
-    }
+    files = {"model_version.txt": "1\n", **doubler_files()}
     for name, case in cases.items():
         files[f"tests/cases/{name}.json"] = json.dumps(case)
     for relative, text in files.items():
