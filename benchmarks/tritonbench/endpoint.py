@@ -38,12 +38,8 @@ from tritonbench.common import (
     run_command,
     spread,
 )
-from tritonbench.models import build_env, package_model
-from tritoncontract.releases import LOCAL_SERVER_RELEASE, stub_python
+from tritonbench.models import STUB_PYTHON, build_env, package_model
 from tritonlib.client import container_model_name
-
-# The stub of the release the local tritonserver is.
-_STUB = stub_python(LOCAL_SERVER_RELEASE)
 
 __all__ = ["run_endpoint"]
 
@@ -75,7 +71,7 @@ def run_endpoint(settings: Settings) -> SuiteResult:
         triton_ms: list[float] = []
         direct_ms: list[float] = []
         with running_endpoint(
-            root / "store", port=0, cache_dir=root / "cache", stub_python=_STUB
+            root / "store", port=0, cache_dir=root / "cache", stub_python=STUB_PYTHON
         ) as endpoint:
             _warm(endpoint.url, endpoint.name, target, body)
             inner, port = _triton_inside(endpoint.endpoint.pid)
@@ -205,7 +201,11 @@ def _sequential(
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in os.listdir(f"/proc/{pid}/task"):
-        found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        try:
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text()
+        except FileNotFoundError:  # the thread ended after the listing
+            continue
+        found += [int(c) for c in children.split()]
     return found
 
 
@@ -306,7 +306,7 @@ def _cache_hit_store_calls(
         store = f"s3://bench/staging?endpoint_url={s3_url}&region=us-east-1"
         hits = settings.pick(200, 20)
         with running_endpoint(
-            store, port=0, cache_dir=root / "s3-cache", stub_python=_STUB
+            store, port=0, cache_dir=root / "s3-cache", stub_python=STUB_PYTHON
         ) as endpoint:
             _warm(endpoint.url, endpoint.name, archive.name, body)
             first = _metric(endpoint.url, "tritonbuild_endpoint_store_requests_total")
@@ -339,7 +339,7 @@ def _cold_first_call(root: Path, archive: Path, body: bytes, repeat: int) -> flo
         port=0,
         cache_dir=root / f"cold-{repeat}",
         wait_limit_s=600,
-        stub_python=_STUB,
+        stub_python=STUB_PYTHON,
     ) as endpoint:
         connection = _connection(endpoint.url)
         try:
@@ -362,6 +362,7 @@ def _test_triton_load(settings: Settings, root: Path, archive: Path, repeat: int
             "tritonbuild",
             "test-triton",
             f"--model={archive}={_MODEL / 'tests' / 'cases'}",
+            f"--stub-python={STUB_PYTHON}",
             f"--report={report}",
             "--repeats=0",
         ],
