@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,8 +26,12 @@ from tritonbuild.endpoint import EndpointError
 from tritonbuild.endpoint.broker import Preparer, serve_broker
 from tritonbuild.endpoint.source import ArchiveCache, open_source
 from tritonbuild.publish.destination import Destination, LocalDestination
-from tritonbuild.triton.cli import _die_with_parent, _stop_child
-from tritonbuild.triton.namespace import isolated_command, isolation_problem
+from tritonbuild.triton.namespace import (
+    die_with_parent,
+    isolated_command,
+    isolation_problem,
+    stop_namespace,
+)
 from tritonbuild.triton.onnx_standin import default_cache_dir
 from tritonbuild.triton.server import find_python, launcher_fields, locate_tritonserver
 
@@ -145,7 +148,7 @@ class LocalEndpoint:
                 env=env,
                 pass_fds=(listening.fileno(), theirs.fileno()),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 stdout=self.output,
                 stderr=subprocess.STDOUT if self.output is not None else None,
             )
@@ -213,13 +216,7 @@ class LocalEndpoint:
         code = None
         if process is not None:
             if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(timeout=self.config.drain_s + _STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    _stop_child(process)
-                except ProcessLookupError:
-                    pass
+                stop_namespace(process, self.config.drain_s + _STOP_GRACE_S)
             code = process.wait()
         if self._broker_thread is not None:
             self._broker_thread.join(timeout=10)

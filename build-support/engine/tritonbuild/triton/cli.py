@@ -18,7 +18,6 @@ starts the server, runs the cases and writes its results to a JSON file that is 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -37,7 +36,13 @@ from typing import Any
 from tritonbuild.errors import UserError
 from tritonbuild.triton import TestTritonError
 from tritonbuild.triton.docker import DEFAULT_IMAGE, DockerLauncher, DockerOptions, with_tag
-from tritonbuild.triton.namespace import enter_private_world, isolated_command, isolation_problem
+from tritonbuild.triton.namespace import (
+    die_with_parent,
+    enter_private_world,
+    isolated_command,
+    isolation_problem,
+    stop_namespace,
+)
 from tritonbuild.triton.onnx_standin import default_cache_dir, standin_env
 from tritonbuild.triton.sagemaker import (
     MODELS_ROOT,
@@ -72,7 +77,6 @@ DEFAULT_REPORT = Path(TEST_TRITON_REPORT)
 _INTERRUPTED_EXIT = 130
 # How long the process inside the namespaces gets to stop its server after SIGTERM.
 _STOP_GRACE_S = 45.0
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -410,9 +414,7 @@ def _run_in_namespaces(plan_path: Path, result_path: Path) -> RunReport:
     )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-    process = subprocess.Popen(
-        command, env=env, start_new_session=True, preexec_fn=_die_with_parent
-    )
+    process = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent)
     interrupted = False
     try:
         with _termination_as_interrupt():
@@ -421,7 +423,7 @@ def _run_in_namespaces(plan_path: Path, result_path: Path) -> RunReport:
         interrupted = True
     finally:
         if process.poll() is None:
-            _stop_child(process)
+            stop_namespace(process, _STOP_GRACE_S)
     if not result_path.is_file():
         if interrupted:
             raise KeyboardInterrupt
@@ -432,25 +434,6 @@ def _run_in_namespaces(plan_path: Path, result_path: Path) -> RunReport:
     report = report_from_dict(json.loads(result_path.read_text(encoding="utf-8")))
     report.interrupted = report.interrupted or interrupted
     return report
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: if this engine dies, the kernel kills `unshare` (and with
-    --kill-child, everything inside the namespaces)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _stop_child(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the namespace's group (its first process stops the server), then SIGKILL."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=_STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        process.wait()
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import ctypes
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -26,9 +27,11 @@ from tritonbuild.triton import TestTritonError
 __all__ = [
     "UNSHARE_ARGS",
     "OPT_ML",
+    "die_with_parent",
     "enter_private_world",
     "isolated_command",
     "isolation_problem",
+    "stop_namespace",
 ]
 
 UNSHARE_ARGS: tuple[str, ...] = (
@@ -149,3 +152,26 @@ def _mount(source: str, target: Path, fstype: str | None, flags: int, data: str 
         if errno == 2:
             raise FileNotFoundError(errno, os.strerror(errno), str(source))
         raise TestTritonError(f"cannot mount {fstype or source} on {target}: {os.strerror(errno)}")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec: if this engine dies, the kernel kills `unshare` (and with
+    --kill-child, everything inside the namespaces)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop_namespace(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM the namespace's process group (its first process stops what it runs), then
+    SIGKILL after `grace_s`."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        process.wait()
