@@ -83,13 +83,13 @@ class PackageSummary:
     env_paths: tuple[str, ...]
     env_size: int | None
     env_python_version: str | None
+    digests_path: Path
     notes: tuple[str, ...] = ()
-    digests_path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
-            "digests": str(self.digests_path) if self.digests_path else None,
+            "digests": str(self.digests_path),
             "size": self.size,
             "sha256": self.sha256,
             "model": self.model,

@@ -308,7 +308,7 @@ async def package_triton_model(
     summary = json.loads(next(c.content for c in contents if c.path == _SUMMARY_FILE))
     archive_path = summary["path"]
     # The archive's digests file travels with it, for publish (the engine finds it beside it).
-    files = PathGlobs([archive_path, *([summary["digests"]] if summary.get("digests") else [])])
+    files = PathGlobs([archive_path, summary["digests"]])
     archive = await Get(
         Digest,
         RemovePrefix(await Get(Digest, DigestSubset(result.output_digest, files)), _OUT_DIR),
