@@ -1,20 +1,20 @@
 """The HTTP side: InvokeEndpoint, /ping and /metrics, on a socket made by the host.
 
-The standard library's threading HTTP server speaks HTTP/1.1 with keep-alive, one thread per
-client connection; it adds about 0.1 ms per request here (BENCHMARKS.md, `endpoint` suite),
-within the budget, with no dependency. It serves a listening socket it is handed: the host
-creates it, so it lives in the host's network while the server runs inside the namespaces.
+HTTP/1.1 with keep-alive, a thread per client connection, parsed by httptools (`wire`): the
+standard library's server and client parse headers in Python, which cost most of the endpoint's
+overhead over calling Triton directly (BENCHMARKS.md, `endpoint` suite). It serves a listening
+socket it is handed: the host creates it, so it lives in the host's network while the server
+runs inside the namespaces.
 """
 
 from __future__ import annotations
 
-import logging
 import re
+import selectors
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Mapping
 
 from tritonbuild.endpoint.capture import DataCapture
 from tritonbuild.endpoint.metrics import EndpointMetrics
@@ -35,13 +35,14 @@ from tritonbuild.endpoint.protocol import (
     validation_error,
 )
 from tritonbuild.endpoint.triton_link import TritonLink, triton_error_text
+from tritonbuild.endpoint.wire import BadRequest, Request, RequestReader, format_response
 
 __all__ = ["EndpointServer", "Invoker", "MODEL_LATENCY_HEADER"]
 
-log = logging.getLogger("tritonbuild.endpoint")
-
 # Triton's own time for this request, so a client can tell the endpoint's overhead apart.
 MODEL_LATENCY_HEADER = "X-Tritonbuild-Model-Latency-Us"
+_TARGET_MODEL = TARGET_MODEL_HEADER.lower()
+_INFERENCE_ID = INFERENCE_ID_HEADER.lower()
 _INVOCATIONS = re.compile(r"^/endpoints/([^/?]+)/invocations/?(?:\?.*)?$")
 
 
@@ -65,17 +66,18 @@ class Invoker:
         self.capture = capture
 
     def invoke(
-        self, name: str, headers: Any, body: bytes, started: float
+        self, name: str, headers: Mapping[str, str], body: bytes, started: float
     ) -> tuple[int, dict[str, str], bytes, str]:
-        """Returns status, headers, body and the TargetModel ("" when there is none)."""
-        target = headers.get(TARGET_MODEL_HEADER) or ""
+        """Returns status, headers, body and the TargetModel ("" when there is none);
+        `headers` has lower-cased names."""
+        target = headers.get(_TARGET_MODEL) or ""
         try:
             if name != self.endpoint:
                 raise validation_error(
                     f"Endpoint {name} not found: this local endpoint is {self.endpoint!r}"
                 )
-            target = check_target_model(headers.get(TARGET_MODEL_HEADER))
-            content_type = check_content_type(headers.get("Content-Type"))
+            target = check_target_model(headers.get(_TARGET_MODEL))
+            content_type = check_content_type(headers.get("content-type"))
             if len(body) > MAX_BODY_BYTES:
                 raise validation_error(
                     f"the body has {len(body)} bytes; InvokeEndpoint takes at most "
@@ -115,7 +117,7 @@ class Invoker:
                     content_type,
                     answer,
                     answer_type,
-                    headers.get(INFERENCE_ID_HEADER),
+                    headers.get(_INFERENCE_ID),
                 )
             self.metrics.count(self.metrics.invocations, target)
             self.metrics.observe_us(
@@ -141,65 +143,82 @@ class Invoker:
             return error.status, error_headers, data, target
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: EndpointServer
+class _Connection:
+    """One client's kept-alive connection, answered request by request on its own thread."""
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body
-        # until the client's delayed ACK (40 ms) of the headers.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, server: EndpointServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
 
-    def do_POST(self) -> None:
-        started = time.monotonic()
-        length_text = self.headers.get("Content-Length")
-        if length_text is None or not length_text.isdigit():
-            self._send_error(validation_error("a Content-Length header is required"))
-            self.close_connection = True
-            return
-        body = self.rfile.read(int(length_text))
-        match = _INVOCATIONS.match(self.path)
+    def serve(self) -> None:
+        reader = RequestReader(self.sock)
+        try:
+            while True:
+                try:
+                    request = reader.next()
+                except BadRequest as error:
+                    self._send_error(validation_error(f"not an HTTP/1.1 request: {error}"), True)
+                    return
+                if request is None:
+                    return
+                started = time.monotonic()
+                close = not request.keep_alive
+                if request.method == "POST":
+                    close |= self._post(request, started)
+                elif request.method == "GET":
+                    self._get(request, close)
+                else:
+                    self._send_error(_unknown_operation(request), close)
+                if close or self.server.draining.is_set():
+                    return
+        except OSError:
+            return  # the client went away, or shutdown closed the connection
+        finally:
+            self.server.forget(self.sock)
+
+    def _post(self, request: Request, started: float) -> bool:
+        """Answers a POST; True when the connection must close after it."""
+        headers = request.headers
+        if "content-length" not in headers and "transfer-encoding" not in headers:
+            self._send_error(validation_error("a Content-Length header is required"), True)
+            return True
+        match = _INVOCATIONS.match(request.path)
         if match is None:
-            self._send_error(
-                ApiError("UnknownOperationException", 404, f"no operation at POST {self.path}")
+            self._send_error(_unknown_operation(request), not request.keep_alive)
+            return False
+        invoker = self.server.invoker
+        with self.server.tracker, invoker.metrics.inflight.track_inprogress():
+            status, answer_headers, data, _ = invoker.invoke(
+                match.group(1), headers, request.body, started
             )
-            return
-        with self.server.tracker, self.server.invoker.metrics.inflight.track_inprogress():
-            status, headers, data, _ = self.server.invoker.invoke(
-                match.group(1), self.headers, body, started
-            )
-            self._send(status, headers, data)
+            self._send(status, answer_headers, data, not request.keep_alive)
+        return False
 
-    def do_GET(self) -> None:
-        if self.path == "/ping":
-            self._send(200, {"Content-Type": "application/json"}, b'{"status":"healthy"}')
-        elif self.path.split("?")[0] == "/metrics":
+    def _get(self, request: Request, close: bool) -> None:
+        if request.path == "/ping":
+            self._send(200, {"Content-Type": "application/json"}, b'{"status":"healthy"}', close)
+        elif request.path.split("?")[0] == "/metrics":
             data = self.server.invoker.metrics.exposition()
-            self._send(200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}, data)
-        else:
-            self._send_error(
-                ApiError("UnknownOperationException", 404, f"no operation at GET {self.path}")
+            self._send(
+                200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}, data, close
             )
+        else:
+            self._send_error(_unknown_operation(request), close)
 
-    def _send_error(self, error: ApiError) -> None:
+    def _send_error(self, error: ApiError, close: bool) -> None:
         data, headers = error_body(error)
-        self._send(error.status, headers, data)
+        self._send(error.status, headers, data, close)
 
-    def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.send_response(status)
+    def _send(self, status: int, headers: dict[str, str], data: bytes, close: bool) -> None:
         headers.setdefault(REQUEST_ID_HEADER, new_request_id())
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        if self.server.draining.is_set():
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
+        close = close or self.server.draining.is_set()
+        self.sock.sendall(format_response(status, headers, data, close))
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+
+def _unknown_operation(request: Request) -> ApiError:
+    return ApiError(
+        "UnknownOperationException", 404, f"no operation at {request.method} {request.path}"
+    )
 
 
 class _InFlight:
@@ -223,21 +242,74 @@ class _InFlight:
             return self._idle.wait_for(lambda: self._count == 0, timeout=timeout_s)
 
 
-class EndpointServer(ThreadingHTTPServer):
-    """Serves an already listening socket; idle keep-alive threads never block shutdown."""
-
-    daemon_threads = True
+class EndpointServer:
+    """Serves an already listening socket, a thread per client connection; idle keep-alive
+    connections never block shutdown."""
 
     def __init__(self, listening: socket.socket, invoker: Invoker) -> None:
-        super().__init__(listening.getsockname()[:2], _Handler, bind_and_activate=False)
-        self.socket.close()
         self.socket = listening
         self.invoker = invoker
         self.tracker = _InFlight()
         self.draining = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._stopped = threading.Event()
+        self._stopped.set()  # until serve_forever runs
+
+    def serve_forever(self) -> None:
+        """Accept connections until `shutdown`."""
+        self._stopped.clear()
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            try:
+                while not self.draining.is_set():
+                    for key, _ in selector.select():
+                        if key.fileobj is self._wake_read or self.draining.is_set():
+                            return
+                        self._accept()
+            finally:
+                self._stopped.set()
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.socket.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(True)
+        # Nagle's algorithm would hold a small answer until the client's delayed ACK (40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._open.add(sock)
+        connection = _Connection(self, sock)
+        threading.Thread(target=connection.serve, name="http-client", daemon=True).start()
+
+    def forget(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+        sock.close()
+
+    def shutdown(self) -> None:
+        """Stop accepting; returns once the accept loop has ended."""
+        self.draining.set()
+        self._wake_write.send(b"x")
+        self._stopped.wait()
 
     def drain(self, grace_s: float) -> bool:
         """Stop accepting, let in-flight requests finish (up to `grace_s`)."""
-        self.draining.set()
         self.shutdown()
         return self.tracker.wait_idle(grace_s)
+
+    def server_close(self) -> None:
+        """Close the listening socket and every client connection (idle ones included)."""
+        self.draining.set()
+        with self._lock:
+            for sock in self._open:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.socket.close()
+        self._wake_read.close()
+        self._wake_write.close()

@@ -1,18 +1,18 @@
 """The endpoint's calls to Triton's SageMaker front end, on kept-alive connections.
 
-One `http.client` connection per thread (the HTTP server runs one thread per client
-connection), so an invocation costs no TCP set-up. LOAD, invoke and UNLOAD all carry the
+One connection per thread (the endpoint runs one thread per client connection), so an
+invocation costs no TCP set-up. LOAD, invoke and UNLOAD all carry the
 `X-Amzn-SageMaker-Target-Model` header: Triton registers the model under it, and an UNLOAD
 without it polls for a model named by the hash, which never appears, for 350 s (2.51).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 
 from tritonbuild.endpoint.protocol import TARGET_MODEL_HEADER
+from tritonbuild.endpoint.wire import TritonConnection
 from tritonlib.client import _error_text as triton_error_text
 
 __all__ = ["TritonAnswer", "TritonLink", "triton_error_text"]  # Triton's {"error": ...} text
@@ -30,32 +30,27 @@ class TritonLink:
         self.port = port
         self._local = threading.local()
 
-    def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+    def _connection(self) -> TritonConnection:
+        connection: TritonConnection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
-            self._local.connection = connection
+            connection = self._local.connection = TritonConnection(self.host, self.port)
         return connection
 
     def _request(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout_s: float
     ) -> TritonAnswer:
-        for attempt in (1, 2):
-            connection = self._connection(timeout_s)
-            if connection.sock is not None:
-                connection.sock.settimeout(timeout_s)
-            try:
-                connection.request(method, path, body=body, headers=headers)
-                reply = connection.getresponse()
-                data = reply.read()
-                return reply.status, reply.getheader("Content-Type"), data
-            except (http.client.HTTPException, ConnectionError) as error:
-                # A kept-alive connection the server closed: open a new one once.
-                connection.close()
-                self._local.connection = None
-                if attempt == 2:
-                    raise OSError(f"tritonserver did not answer {method} {path}: {error}") from None
-        raise AssertionError("unreachable")
+        connection = self._connection()
+        kept_alive = connection.opened
+        try:
+            return connection.request(method, path, headers, body or b"", timeout_s)
+        except ConnectionError as error:
+            if not kept_alive:
+                raise OSError(f"tritonserver did not answer {method} {path}: {error}") from None
+        # A kept-alive connection the server had closed: once more, on a new one.
+        try:
+            return connection.request(method, path, headers, body or b"", timeout_s)
+        except ConnectionError as error:
+            raise OSError(f"tritonserver did not answer {method} {path}: {error}") from None
 
     def load(self, target_model: str, url: str, name: str) -> TritonAnswer:
         body = json.dumps({"model_name": name, "url": url}).encode("utf-8")
