@@ -63,6 +63,9 @@ class StepResult:
     generator_cpu_percent: float | None
     verdict: str = "pending"
     reasons: tuple[str, ...] = field(default=())
+    # The median latency of the requests started in the window's first half and in its second:
+    # a rise between them means a queue was building, so the step was not a steady state.
+    p50_halves_ms: tuple[float | None, float | None] = (None, None)
 
     @property
     def offered_rps(self) -> float:
@@ -99,6 +102,7 @@ class StepResult:
         known = {name for name in cls.__dataclass_fields__}
         values = {key: value for key, value in data.items() if key in known}
         values["reasons"] = tuple(values.get("reasons", ()))
+        values["p50_halves_ms"] = tuple(values.get("p50_halves_ms", (None, None)))
         return cls(**values)
 
 
@@ -139,6 +143,11 @@ def summarize(
         )
     latency["mean"] = _round(float(latencies.mean())) if latencies.size else None
     latency["max"] = _round(float(latencies.max())) if latencies.size else None
+    middle = (start + end) / 2
+    halves = (
+        _median([s.latency_ms for s in answered if s.start < middle]),
+        _median([s.latency_ms for s in answered if s.start >= middle]),
+    )
     return StepResult(
         index=index,
         phase=phase,
@@ -156,7 +165,12 @@ def summarize(
         per_model_sent=per_model,
         latency_ms=latency,
         generator_cpu_percent=generator_cpu_percent,
+        p50_halves_ms=halves,
     )
+
+
+def _median(latencies: Sequence[float]) -> float | None:
+    return _round(float(np.median(latencies))) if latencies else None
 
 
 def _round(value: float) -> float:

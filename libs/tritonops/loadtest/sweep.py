@@ -3,7 +3,7 @@
 Pure functions over step results, so that the rules are tested without any load.
 
 The steps are a geometric ladder of arrival rates (``start_rps * growth ** k``) until a step
-breaks the SLO or the error budget; then the knee, between the last passing rate and the first
+breaks the SLO or the error budget, or falls behind (its latency rising through the step); then the knee, between the last passing rate and the first
 failing one, is bisected (in log space) ``refine_steps`` times. MAX_RPS is the throughput of
 the highest passing step below the lowest failing one, and the recommended target is AWS's
 ``MAX_RPS * safety * 60`` invocations per instance per minute.
@@ -38,6 +38,12 @@ FAILED = (SLO_BROKEN, ERRORS)
 STOPPING = (GENERATOR, ENDPOINT_LOST)
 # A generator above this CPU share adds its own queueing to the latencies (Locust warns at 90).
 GENERATOR_CPU_LIMIT = 90.0
+# A step whose second half's median latency is this many times its first half's, and higher by
+# this share of the SLO, was not a steady state: the endpoint fell behind and a queue was
+# building, so a longer step at that rate would break the SLO (the share keeps the jitter of
+# fast answers, a few ms, from counting).
+BACKLOG_GROWTH = 2.0
+BACKLOG_SHARE_OF_SLO = 0.1
 
 Status = Literal["recommended", "first-step-fails", "incomplete", "no-knee"]
 
@@ -112,6 +118,18 @@ def judge(step: StepResult, settings: SweepSettings, endpoint_lost: bool = False
             reasons.append("no request was answered")
     elif measured > slo.ms:
         reasons.append(f"p{slo.percentile} {measured:.1f} ms > SLO {slo.ms:g} ms")
+    first, second = step.p50_halves_ms
+    if (
+        first is not None
+        and second is not None
+        and second > BACKLOG_GROWTH * first
+        and second - first > BACKLOG_SHARE_OF_SLO * slo.ms
+    ):
+        reasons.append(
+            f"the median latency rose from {first:.1f} ms in the step's first half to "
+            f"{second:.1f} ms in its second: the endpoint fell behind the offered rate and a "
+            "queue was building, so a longer step would break the SLO"
+        )
     cpu = step.generator_cpu_percent
     busy = cpu is not None and cpu >= GENERATOR_CPU_LIMIT
     if reasons:

@@ -225,6 +225,41 @@ def test_percentiles_are_exact_over_the_window_and_failures_are_counted_by_kind(
     assert step.error_rate == pytest.approx(2 / 102)
 
 
+def test_each_half_of_the_window_has_its_own_median() -> None:
+    samples = [Sample(100.0 + i / 100, 10.0 if i < 50 else 90.0, OK, 0, False) for i in range(100)]
+    step = summarize(
+        samples,
+        index=1,
+        phase="ladder",
+        planned_rps=100,
+        users=100,
+        processes=1,
+        window=(100.0, 101.0),
+        model_names=["a"],
+        generator_cpu_percent=None,
+    )
+    assert step.p50_halves_ms == (10.0, 90.0)
+    assert StepResult.from_dict(step.to_dict()) == step
+
+
+@pytest.mark.parametrize(
+    ("halves", "cpu", "verdict"),
+    [
+        ((20.0, 150.0), 20.0, SLO_BROKEN),  # a queue building: 7.5x and +130 ms of a 200 ms SLO
+        ((20.0, 30.0), 20.0, PASS),  # steady
+        ((2.0, 9.0), 20.0, PASS),  # 4.5x, but 7 ms is jitter next to the SLO
+        ((20.0, 150.0), 95.0, GENERATOR),  # the generator's own queue, not the endpoint's
+    ],
+)
+def test_a_step_whose_latency_keeps_rising_is_not_a_steady_state(
+    halves: tuple[float, float], cpu: float, verdict: str
+) -> None:
+    step = replace(measured(16, 180.0, cpu=cpu), p50_halves_ms=halves)
+    judged = judge(step, SETTINGS)
+    assert judged.verdict == verdict
+    assert any("queue was building" in reason for reason in judged.reasons) == (verdict != PASS)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
