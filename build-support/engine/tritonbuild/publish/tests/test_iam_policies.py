@@ -171,9 +171,10 @@ def test_no_role_may_delete_or_create_an_object_without_if_none_match(name, buck
 
 
 class _BlindStore(S3Store):
-    """Misses its first head checks, as a publisher racing another would."""
+    """Misses its first head checks (before the upload and right before its completion), as a
+    publisher racing another would."""
 
-    def __init__(self, *args: Any, misses: int = 1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, misses: int = 2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._misses = misses
 
@@ -223,7 +224,7 @@ def test_declared_calls_are_exactly_the_calls_a_publish_and_a_promotion_send(
         large,
         recorded(staging_store(), source_calls),
         recorded(
-            _BlindStore(moto_s3.destination(production_bucket), small_parts, misses=1),
+            _BlindStore(moto_s3.destination(production_bucket), small_parts),
             target_calls,
         ),
     )
