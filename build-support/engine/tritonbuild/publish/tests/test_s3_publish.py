@@ -370,6 +370,31 @@ def _race(s3_server, bucket, first, second, small_parts, record_calls):
     return results
 
 
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "different-bytes"])
+def test_a_store_that_honours_if_none_match_refuses_a_completion_the_head_checks_missed(
+    moto_s3, make_archive, small_parts, record_calls, blind_store, same_bytes
+):
+    """Where both head checks miss the other publisher's object (they raced it), S3 and moto
+    refuse the completion (412): the upload is aborted and the key judged again."""
+    bucket = moto_s3.new_bucket()
+    original = make_archive(size=6 * MiB, seed="original")
+    publish_to_store(original, moto_s3.store(bucket, small_parts))
+    ours = original if same_bytes else make_archive(size=6 * MiB, seed="ours")
+    store = blind_store(moto_s3.destination(bucket), small_parts)
+    calls = record_calls(store.client)
+
+    if same_bytes:
+        assert publish_to_store(ours, store).status == "unchanged"
+    else:
+        with pytest.raises(ConflictError):
+            publish_to_store(ours, store)
+
+    operations = [operation for operation, _ in calls]
+    assert ("CompleteMultipartUpload", "*") in calls
+    assert operations[-3:] == ["CompleteMultipartUpload", "AbortMultipartUpload", "HeadObject"]
+    assert hashlib.sha256(moto_s3.read(bucket, KEY)).hexdigest() == original.sha256
+
+
 def test_concurrent_publishers_of_the_same_bytes(
     s3_server, make_archive, small_parts, record_calls
 ):
