@@ -6,8 +6,8 @@ its digests file, as package-triton writes it (the digests' cost is measured her
 paid once, in package-triton's writing pass). Both tools run as the command a CI job would run,
 with their default settings, into a fresh key each time, interleaved (ours, aws, ours, aws...):
 - `python -m tritonbuild publish --archive ... --destination s3://...`: checks the key is free,
-  uploads with the packaged part checksums and `If-None-Match`, checks each part's ETag before
-  completing, then verifies with one head request;
+  uploads with the packaged part checksums and `If-None-Match`, checks each part's ETag and that
+  the key is still free before completing, then verifies by the completion's ETag;
 - `aws s3 cp` (awscli from PyPI, in its own virtualenv because it pins botocore): uploads.
 Then, in this process: the publisher's phases one by one; the upload with each checksum
 algorithm S3 offers; and a promotion to another bucket, with the requests it sends.

@@ -364,7 +364,7 @@ def _publish(doc: dict[str, Any]) -> list[str]:
         "",
         "The publisher's phases, one run in-process (s):",
         "",
-        *_table(["server", "read digests", "key free? (head)", "upload", "verify (head)"], phases),
+        *_table(["server", "read digests", "key free? (head)", "upload", "verify"], phases),
     ]
     algorithms = c.get("digests_s_by_algorithm", {})
     if algorithms:

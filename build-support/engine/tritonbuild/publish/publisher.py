@@ -4,8 +4,10 @@ The rules, the same for every store:
 - the key holds the same bytes already: a successful no-op that says so;
 - the key holds different bytes: refused, the version must be bumped;
 - the key is free: write it so it appears whole (multipart completion, hard link), with a
-  condition that makes the store refuse if a concurrent publisher got there first, then verify
-  what the store holds.
+  condition that makes the store refuse if a concurrent publisher got there first (and, on S3,
+  a head request right before the completion, for stores that ignore the condition), then
+  verify what the store holds, by what it computed when the write completed where that
+  settles it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Outcome:
     archive: Archive
     source_url: str | None = None
     note: str = ""
+    # How the written object was verified (empty for a no-op).
+    verified_by: str = ""
 
     def line(self) -> str:
         size = _human_size(self.archive.size)
@@ -114,7 +118,7 @@ def write_immutably(
         outcome = write()
         if outcome is WriteOutcome.WRITTEN:
             try:
-                store.verify(key, archive, source)
+                verified_by = store.verify(key, archive, source)
             except VerificationError as exc:
                 raise ConflictError(
                     f"conflict: {exc}. Another publisher wrote {archive.filename} at the same "
@@ -122,7 +126,13 @@ def write_immutably(
                     f"Publish each version once: bump models/{archive.model}/model_version.txt "
                     "and publish again."
                 ) from None
-            return Outcome(status=status, url=url, archive=archive, source_url=source_url)
+            return Outcome(
+                status=status,
+                url=url,
+                archive=archive,
+                source_url=source_url,
+                verified_by=verified_by,
+            )
         if outcome is WriteOutcome.CONCURRENT_WRITE:
             time.sleep(_CONFLICT_BACKOFF_S * (attempt + 1))
     raise PublishError(

@@ -4,16 +4,19 @@ Uploads go through `upload_file` with a `TransferConfig` (multipart, concurrency
 s3transfer makes the object appear only when the upload completes, and aborts a failed
 multipart upload. botocore parameter hooks add what s3transfer does not:
 - `If-None-Match: *` on the requests that create the object (CompleteMultipartUpload,
-  CopyObject): S3 then answers 412 instead of replacing an existing key. Stores that ignore the
-  header (rclone's `serve s3`) are covered by the head-before and verify-after steps of the
-  publisher;
+  CopyObject): S3 then answers 412 instead of replacing an existing key;
+- right before a CompleteMultipartUpload, one more head request: a key that a concurrent
+  publisher filled while the parts were sent aborts the upload, so stores that ignore
+  `If-None-Match` (rclone's `serve s3`) overwrite nothing the upload could have seen;
 - each part's CRC32, from the archive's digests (package-triton computed them while writing
   it), which S3 verifies as the part arrives, so nothing is hashed here;
 - before the completion, each part's ETag (the MD5 the store computed of the part it received)
   against the digests: a file that changed since it was packaged is refused, the upload is
   aborted, and nothing appears at the key, on stores that check checksums or not.
-Every upload is multipart, even of one part, so that this check always comes before the key
-exists.
+Every upload is multipart, even of one part, so that these checks always come before the key
+exists. A completion that answers with the multipart ETag of the packaged parts (the MD5 of
+their MD5s, computed by the store of the parts it assembled) has verified the bytes, so no
+head request follows it.
 """
 
 from __future__ import annotations
@@ -153,6 +156,10 @@ def _shared_loader() -> Loader:
     return create_loader()
 
 
+class _KeyTaken(Exception):
+    """Raised from a hook when the key filled up during the transfer (s3transfer then aborts)."""
+
+
 class _PartsChanged(Exception):
     """Raised from a hook to stop the transfer before it completes (s3transfer then aborts)."""
 
@@ -169,7 +176,8 @@ class _Transfer:
     # A copy in parts asks for the full-object checksum, the same whatever the parts.
     full_object_copy: bool = False
     etags_are_md5: bool = True
-    completed_etag: str | None = None
+    # The store's answer to the write's completion (its ETag and checksums).
+    completion: Mapping[str, Any] | None = None
 
 
 class S3Store:
@@ -182,9 +190,9 @@ class S3Store:
         self.destination = destination
         self.settings = settings or TransferSettings()
         self.client = client if client is not None else make_s3_client(destination, self.settings)
-        # The ETag the store returned for each key this store wrote: what it computed of the
-        # bytes it assembled, to compare with what a head request says afterwards.
-        self._written_etags: dict[str, str] = {}
+        # The store's answer to each write this store completed, by key: the ETag and checksums
+        # it computed of the bytes it assembled, which verify() compares with the digests.
+        self._completions: dict[str, Mapping[str, Any]] = {}
         for operation in CONDITIONAL_OPERATIONS:
             self.client.meta.events.register(
                 f"before-parameter-build.s3.{operation}",
@@ -242,6 +250,7 @@ class S3Store:
             **_checksum_args(digests),
         }
         transfer = _Transfer(digests)
+        self._completions.pop(key, None)
         try:
             with self._hooks(transfer):
                 self.client.upload_file(
@@ -254,6 +263,8 @@ class S3Store:
                 )
         except _PartsChanged as changed:
             raise self._changed(archive, key, changed.detail) from None
+        except _KeyTaken:
+            return WriteOutcome.KEY_EXISTS
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             refused = _refusal(exc)
             if refused is not None:
@@ -299,12 +310,13 @@ class S3Store:
             "ChecksumAlgorithm": algorithm,
         }
         transfer = _Transfer(None, full_object_copy=algorithm != "SHA256")
+        self._completions.pop(key, None)
         try:
             if archive.size <= self.settings.copy_threshold:
                 response = self.client.copy_object(
                     Bucket=self.destination.bucket, Key=key, CopySource=copy_source, **extra_args
                 )
-                transfer.completed_etag = _etag(response.get("CopyObjectResult") or {})
+                transfer.completion = response.get("CopyObjectResult") or {}
                 if progress is not None:
                     progress(archive.size, archive.size)
             else:
@@ -317,6 +329,8 @@ class S3Store:
                         Callback=TransferProgress(archive.size, progress),
                         Config=self.settings.copy_config(),
                     )
+        except _KeyTaken:
+            return WriteOutcome.KEY_EXISTS
         except KeyError:
             # s3transfer reads the ETag of each copied part; some S3-compatible servers
             # (rclone's `serve s3`) answer UploadPartCopy without one. The parts are aborted.
@@ -334,10 +348,25 @@ class S3Store:
         return WriteOutcome.WRITTEN
 
     def verify(self, key: str, archive: Archive, source: StoredObject | None = None) -> str:
-        """One head request: size and recorded sha256, then the bytes by what the store
-        computed of them (its checksum on AWS, its ETag elsewhere), against the archive's
-        digests, the ETag the store gave when it completed this write, or (for a copy) the
-        source's ETag. Only when none of them settles it is the object read back."""
+        """No request after an upload this store completed with the multipart ETag of the
+        packaged parts: the store computed it of the parts it assembled (each checked against
+        the digests before), and the key was free right before (If-None-Match, and a head
+        request); with verify=checksum, by the checksum in the same answer (AWS gives it).
+        Otherwise one head request: size and recorded sha256, then the bytes by what
+        the store computed of them (its checksum on AWS, its ETag elsewhere), against the
+        archive's digests, the ETag the store gave when it completed this write, or (for a copy)
+        the source's ETag. Only when none of them settles it is the object read back."""
+        mode = self.destination.verify_mode
+        digests = archive.digests
+        completion = self._completions.get(key, {})
+        completed = _etag(completion)
+        if digests is not None and completed == digests.multipart_etag() and source is None:
+            if mode == "etag":
+                return "the multipart ETag the store computed when it completed the upload"
+            if mode == "checksum":
+                how = _by_checksum(completion, digests, self.url_for(key))
+                if how is not None:
+                    return how
         try:
             head = self.client.head_object(
                 Bucket=self.destination.bucket, Key=key, ChecksumMode="ENABLED"
@@ -355,29 +384,15 @@ class S3Store:
             raise VerificationError(
                 f"{where} records sha256 {recorded}, the archive has {archive.sha256}"
             )
-        mode = self.destination.verify_mode
-        if mode == "checksum" and archive.digests is not None:
-            checked = _checksum_verdict(head, archive.digests)
-            if checked is not None:
-                stored, expected = checked
-                name = archive.digests.algorithm
-                if stored != expected:
-                    raise VerificationError(
-                        f"{where} has {name} checksum {stored}, the archive's is {expected}"
-                    )
-                return f"the store's {name} checksum"
+        if mode == "checksum" and digests is not None:
+            how = _by_checksum(head, digests, where)
+            if how is not None:
+                return how
         if mode != "read":
-            etag = _etag(head)
-            written = self._written_etags.get(key)
-            multipart = archive.digests.multipart_etag() if archive.digests else None
-            known = {written, source.etag if source else None, multipart} - {None}
-            if etag in known:
+            multipart = digests.multipart_etag() if digests else None
+            known = {completed, source.etag if source else None, multipart} - {None}
+            if _etag(head) in known:
                 return "the store's ETag (MD5)"
-            if written is not None and written == multipart and etag and "-" not in etag:
-                # The store completed this upload with the ETag of the parts it received, and
-                # reports the whole object's MD5 since (rclone's `serve s3` computes it on
-                # request): the bytes were checked then; this head settles the identity.
-                return "the ETag the store computed of the parts it received"
         # Nothing the store computed settles it (SSE-KMS ETags, no checksum): read the bytes.
         actual = self.read_sha256(key)
         if actual != archive.sha256:
@@ -396,9 +411,9 @@ class S3Store:
             ),
             "after-call.s3.CreateMultipartUpload": functools.partial(_note_encryption, transfer),
             "before-parameter-build.s3.CompleteMultipartUpload": functools.partial(
-                _check_parts, transfer
+                self._before_completion, transfer
             ),
-            "after-call.s3.CompleteMultipartUpload": functools.partial(_note_etag, transfer),
+            "after-call.s3.CompleteMultipartUpload": functools.partial(_note_completion, transfer),
         }
         events = self.client.meta.events
         for event, handler in handlers.items():
@@ -409,11 +424,20 @@ class S3Store:
             for event in handlers:
                 events.unregister(event, unique_id=_UPLOAD_HOOK_ID.format(event=event))
 
+    def _before_completion(self, transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
+        """The parts against the digests, then whether the key is still free: a concurrent
+        publisher that completed while the parts were sent is found before anything is
+        overwritten, on stores that ignore If-None-Match too (a head request of a missing key
+        is cheap everywhere; rclone hashes only objects that exist)."""
+        _check_parts(transfer, params)
+        if self.stat(str(params["Key"])) is not None:
+            raise _KeyTaken()
+
     def _remember(self, key: str, transfer: _Transfer) -> None:
-        if transfer.completed_etag:
-            self._written_etags[key] = transfer.completed_etag
+        if transfer.completion and _etag(transfer.completion):
+            self._completions[key] = transfer.completion
         else:
-            self._written_etags.pop(key, None)
+            self._completions.pop(key, None)
 
     @staticmethod
     def _require_absent_key(params: dict[str, Any], **_: Any) -> None:
@@ -495,13 +519,31 @@ def _check_parts(transfer: _Transfer, params: dict[str, Any], **_: Any) -> None:
             )
 
 
-def _note_etag(transfer: _Transfer, parsed: dict[str, Any], **_: Any) -> None:
-    transfer.completed_etag = _etag(parsed)
+def _note_completion(transfer: _Transfer, parsed: dict[str, Any], **_: Any) -> None:
+    transfer.completion = {
+        name: value
+        for name, value in parsed.items()
+        if name == "ETag" or name.startswith("Checksum")
+    }
 
 
 def _etag(response: Mapping[str, Any]) -> str | None:
     etag = response.get("ETag")
     return str(etag).strip('"').lower() if etag else None
+
+
+def _by_checksum(answer: Mapping[str, Any], digests: ArchiveDigests, where: str) -> str | None:
+    """How the store's checksum in `answer` (a head request's, or the completion's) verified the
+    object; VerificationError when it is not the archive's; None when it settles nothing."""
+    checked = _checksum_verdict(answer, digests)
+    if checked is None:
+        return None
+    stored, expected = checked
+    if stored != expected:
+        raise VerificationError(
+            f"{where} has {digests.algorithm} checksum {stored}, the archive's is {expected}"
+        )
+    return f"the store's {digests.algorithm} checksum"
 
 
 def _checksum_verdict(head: Mapping[str, Any], digests: ArchiveDigests) -> tuple[str, str] | None:

@@ -27,6 +27,7 @@ from tritonbuild.digests import write_sidecar
 from tritonbuild.publish.archive import Archive, archive_filename
 from tritonbuild.publish.destination import S3Destination
 from tritonbuild.publish.s3store import S3Store, TransferSettings
+from tritonbuild.publish.store import StoredObject
 
 ACCESS_KEY = "AKIDPUBLISHTESTS"
 SECRET_KEY = "publish-tests-secret-0f6b2d4c"
@@ -280,6 +281,26 @@ def dvc_executable() -> str:
 @pytest.fixture
 def small_parts() -> TransferSettings:
     return SMALL_PARTS
+
+
+class BlindStore(S3Store):
+    """Misses its first head checks (before the upload and right before its completion), as a
+    publisher racing another would: what is left to refuse the write is If-None-Match."""
+
+    def __init__(self, *args: Any, misses: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._misses = misses
+
+    def stat(self, key: str) -> StoredObject | None:
+        if self._misses:
+            self._misses -= 1
+            return None
+        return super().stat(key)
+
+
+@pytest.fixture
+def blind_store() -> type[BlindStore]:
+    return BlindStore
 
 
 @pytest.fixture

@@ -170,22 +170,8 @@ def test_no_role_may_delete_or_create_an_object_without_if_none_match(name, buck
     assert allowed(policy, "s3:PutObject", object_arn, {**unconditional, "s3:if-none-match": "*"})
 
 
-class _BlindStore(S3Store):
-    """Misses its first head checks, as a publisher racing another would."""
-
-    def __init__(self, *args: Any, misses: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._misses = misses
-
-    def stat(self, key):  # type: ignore[override]
-        if self._misses:
-            self._misses -= 1
-            return None
-        return super().stat(key)
-
-
 def test_declared_calls_are_exactly_the_calls_a_publish_and_a_promotion_send(
-    moto_s3, make_archive, small_parts, record_calls
+    moto_s3, make_archive, small_parts, record_calls, blind_store
 ):
     staging_bucket = moto_s3.new_bucket("staging")
     production_bucket = moto_s3.new_bucket("production")
@@ -211,7 +197,7 @@ def test_declared_calls_are_exactly_the_calls_a_publish_and_a_promotion_send(
         publish_to_store(archive, store)
         publish_to_store(archive, store)  # no-op
     with pytest.raises(ConflictError):  # a lost multipart race: 412 on complete, then abort
-        publish_to_store(other_large, recorded(staging_store(_BlindStore), publisher_calls))
+        publish_to_store(other_large, recorded(staging_store(blind_store), publisher_calls))
     for archive, verify in ((small, "checksum"), (large, "read")):
         promote_between(
             archive,
@@ -223,7 +209,7 @@ def test_declared_calls_are_exactly_the_calls_a_publish_and_a_promotion_send(
         large,
         recorded(staging_store(), source_calls),
         recorded(
-            _BlindStore(moto_s3.destination(production_bucket), small_parts, misses=1),
+            blind_store(moto_s3.destination(production_bucket), small_parts),
             target_calls,
         ),
     )

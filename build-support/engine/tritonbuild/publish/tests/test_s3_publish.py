@@ -1,5 +1,6 @@
 """Publishing against real S3 servers on loopback: moto (honours conditional writes) and rclone
-`serve s3` (silently overwrites: the head-before / verify-after steps carry the guarantees)."""
+`serve s3` (silently overwrites: the head requests before the upload and right before its
+completion carry the guarantees)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_publish_uploads_archive_with_metadata(s3_server, make_archive, small_pa
 
     assert outcome.status == "uploaded"
     assert outcome.url == f"s3://{bucket}/{KEY}"
+    assert outcome.verified_by == archive_verified_by_completion()
     assert "uploaded" in outcome.line() and archive.sha256 in outcome.line()
     stored = s3_server.read(bucket, KEY)
     assert hashlib.sha256(stored).hexdigest() == archive.sha256
@@ -98,31 +100,90 @@ def test_verify_by_checksum_uses_the_stores_crc32(moto_s3, make_archive, small_p
     assert head["ChecksumCRC32"].split("-")[0] == _b64(zlib.crc32(parts).to_bytes(4, "big"))
 
 
+@pytest.mark.parametrize("answer", ["the store's", "another"])
+def test_verify_by_checksum_takes_the_checksum_from_the_completions_answer(
+    moto_s3, make_archive, small_parts, record_calls, answer
+):
+    """AWS answers CompleteMultipartUpload with the object's checksum (moto does not: the test
+    adds the one moto reports for the object to moto's answer, as AWS would give it), and
+    verify=checksum then compares it without a head request; a checksum that is not the
+    archive's is refused."""
+    bucket = moto_s3.new_bucket()
+    archive = make_archive(size=11 * MiB)
+    store = moto_s3.store(bucket, small_parts, verify="checksum")
+
+    def answer_like_aws(parsed: dict[str, object], **_: object) -> None:
+        head = moto_s3.client().head_object(Bucket=bucket, Key=KEY, ChecksumMode="ENABLED")
+        checksum = head["ChecksumCRC32"]
+        if answer == "another":
+            checksum = _b64(bytes(4)) + checksum[8:]
+        parsed["ChecksumCRC32"] = checksum
+
+    store.client.meta.events.register("after-call.s3.CompleteMultipartUpload", answer_like_aws)
+    store.write_new(archive, KEY, archive.metadata(), None)
+    calls = record_calls(store.client)
+
+    if answer == "another":
+        with pytest.raises(VerificationError) as refused:
+            store.verify(KEY, archive)
+        assert "CRC32 checksum AAAAAA==" in str(refused.value)
+    else:
+        assert store.verify(KEY, archive) == "the store's CRC32 checksum"
+    assert calls == []
+
+
+def archive_verified_by_completion() -> str:
+    return "the multipart ETag the store computed when it completed the upload"
+
+
 @pytest.mark.parametrize("size", [200 * 1024, 11 * MiB], ids=["one-part", "multipart"])
-def test_endpoints_verify_by_etag_without_reading_back(
+def test_an_upload_completed_with_the_packaged_multipart_etag_needs_no_head(
     s3_server, make_archive, small_parts, record_calls, size
 ):
-    """The default for an endpoint URL: the ETag the server computed of what it stores. moto
-    reports S3's multipart form, checked against the packaged part MD5s; rclone completes the
-    upload with that form too, then reports the whole object's MD5, which it computes when
-    asked: there the completion's ETag checked the bytes, and the head their identity."""
+    """Both servers complete a multipart upload with S3's multipart ETag of the parts they
+    assembled (the MD5 of the part MD5s, each checked against the digests before completing):
+    that settles the bytes, so the verification sends nothing. rclone would hash the whole
+    object for a head request; a store that did not write the object still asks one."""
     bucket = s3_server.new_bucket()
     archive = make_archive(size=size)
     store = s3_server.store(bucket, small_parts)
     assert store.destination.verify_mode == "etag"
+    completed = record_calls(store.client)
     store.write_new(archive, KEY, archive.metadata(), None)
+    assert [operation for operation, _ in completed][-2:] == [
+        "HeadObject",  # the key is still free right before the completion
+        "CompleteMultipartUpload",
+    ]
     calls = record_calls(store.client)
 
     how = store.verify(KEY, archive)
 
-    assert [operation for operation, _ in calls] == ["HeadObject"]
+    assert how == archive_verified_by_completion()
+    assert calls == []
+    other = s3_server.store(bucket, small_parts)
+    other_calls = record_calls(other.client)
     etag = s3_server.client().head_object(Bucket=bucket, Key=KEY)["ETag"].strip('"')
     if s3_server.kind == "moto":
-        assert how == "the store's ETag (MD5)"
+        assert other.verify(KEY, archive) == "the store's ETag (MD5)"
+        assert [operation for operation, _ in other_calls] == ["HeadObject"]
         assert etag == archive.digests.multipart_etag()
     else:
-        assert how == "the ETag the store computed of the parts it received"
+        # rclone reports the whole file's MD5 once the object exists: another store reads it.
+        assert other.verify(KEY, archive) == "reading it back"
+        assert [operation for operation, _ in other_calls] == ["HeadObject", "GetObject"]
         assert etag == hashlib.md5(archive.path.read_bytes()).hexdigest()
+
+
+def test_verify_read_reads_back_even_after_a_settled_completion(
+    s3_server, make_archive, small_parts
+):
+    bucket = s3_server.new_bucket()
+    archive = make_archive(size=6 * MiB)
+    store = s3_server.store(bucket, small_parts, verify="read")
+
+    outcome = publish_to_store(archive, store)
+
+    assert outcome.verified_by == "reading it back"
 
 
 @pytest.mark.parametrize("verify", ["checksum", "etag", "read"])
@@ -264,11 +325,11 @@ def test_conflicting_republish_is_refused_and_keeps_the_original(
     assert hashlib.sha256(stored).hexdigest() == original.sha256
 
 
-def _race(s3_server, bucket, first, second, small_parts):
-    """Two publishers of one version, each in its own thread. Both pass their head check (a
-    barrier in the first progress callback) before either writes; the first then finishes while
-    the second is held mid-upload, so the second's write meets an existing key and the store's
-    conditional write (or its absence) decides. Returns each publisher's Outcome or exception."""
+def _race(s3_server, bucket, first, second, small_parts, record_calls):
+    """Two publishers of one version, each in its own thread. Both pass their first head check
+    (a barrier in the first progress callback) before either writes; the first then finishes
+    while the second is held mid-upload, so the second's upload meets an existing key when it
+    is about to complete. Returns each publisher's Outcome or exception."""
     barrier = threading.Barrier(2, timeout=60)
     first_done = threading.Event()
     results: list[Outcome | BaseException | None] = [None, None]
@@ -283,72 +344,192 @@ def _race(s3_server, bucket, first, second, small_parts):
             if index == 1:
                 assert first_done.wait(timeout=60)
 
+        store = s3_server.store(bucket, small_parts)
+        calls[index] = record_calls(store.client)
         try:
-            results[index] = publish_to_store(
-                archive, s3_server.store(bucket, small_parts), progress=progress
-            )
+            results[index] = publish_to_store(archive, store, progress=progress)
         except BaseException as exc:  # collected and asserted on by the test
             results[index] = exc
         finally:
             if index == 0:
                 first_done.set()
 
+    calls: list[list[tuple[str, str | None]]] = [[], []]
     threads = [threading.Thread(target=run, args=pair) for pair in ((0, first), (1, second))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads)
+    # The second publisher's head request right before its completion found the first's
+    # object, so it aborted its upload without sending the completion, on both stores: moto
+    # would also have refused it (412), rclone would have overwritten the object.
+    second_calls = [operation for operation, _ in calls[1]]
+    assert "CompleteMultipartUpload" not in second_calls
+    assert "AbortMultipartUpload" in second_calls
     return results
 
 
-def test_concurrent_publishers_of_the_same_bytes(s3_server, make_archive, small_parts):
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "different-bytes"])
+def test_a_store_that_honours_if_none_match_refuses_a_completion_the_head_checks_missed(
+    moto_s3, make_archive, small_parts, record_calls, blind_store, same_bytes
+):
+    """Where both head checks miss the other publisher's object (they raced it), S3 and moto
+    refuse the completion (412): the upload is aborted and the key judged again."""
+    bucket = moto_s3.new_bucket()
+    original = make_archive(size=6 * MiB, seed="original")
+    publish_to_store(original, moto_s3.store(bucket, small_parts))
+    ours = original if same_bytes else make_archive(size=6 * MiB, seed="ours")
+    store = blind_store(moto_s3.destination(bucket), small_parts)
+    calls = record_calls(store.client)
+
+    if same_bytes:
+        assert publish_to_store(ours, store).status == "unchanged"
+    else:
+        with pytest.raises(ConflictError):
+            publish_to_store(ours, store)
+
+    operations = [operation for operation, _ in calls]
+    assert ("CompleteMultipartUpload", "*") in calls
+    assert operations[-3:] == ["CompleteMultipartUpload", "AbortMultipartUpload", "HeadObject"]
+    assert hashlib.sha256(moto_s3.read(bucket, KEY)).hexdigest() == original.sha256
+
+
+def test_concurrent_publishers_of_the_same_bytes(
+    s3_server, make_archive, small_parts, record_calls
+):
     bucket = s3_server.new_bucket()
     archive = make_archive(size=6 * MiB)
 
-    first, second = _race(s3_server, bucket, archive, archive, small_parts)
+    first, second = _race(s3_server, bucket, archive, archive, small_parts, record_calls)
 
     assert isinstance(first, Outcome) and first.status == "uploaded"
-    assert isinstance(second, Outcome), second
-    if s3_server.honours_conditional_writes:
-        # The second write was refused (412) and the same bytes were found: a no-op.
-        assert second.status == "unchanged"
-    else:
-        # rclone ignores If-None-Match: the second write replaced the object with the same
-        # bytes. Nothing is lost, but both report an upload.
-        assert second.status == "uploaded"
+    # The second upload was aborted before it completed and the same bytes were found: a no-op.
+    assert isinstance(second, Outcome) and second.status == "unchanged", second
     stored = s3_server.read(bucket, "models/screen_3.tar.gz")
     assert hashlib.sha256(stored).hexdigest() == archive.sha256
 
 
-def test_concurrent_publishers_of_different_bytes(s3_server, make_archive, small_parts):
+def test_concurrent_publishers_of_different_bytes(
+    s3_server, make_archive, small_parts, record_calls
+):
+    """Covers every interleaving in which one publisher's completion lands while the other is
+    between its first head request and its head request right before completing (the whole
+    upload): the later one is refused, on stores without conditional writes too, and nothing
+    is overwritten. test_rclone_completions_that_pass_their_checks_together_both_write covers
+    the one interleaving left on such stores."""
     bucket = s3_server.new_bucket()
     first = make_archive(size=6 * MiB, seed="first")
     second = make_archive(size=6 * MiB, seed="second")
 
-    first_result, second_result = _race(s3_server, bucket, first, second, small_parts)
+    first_result, second_result = _race(s3_server, bucket, first, second, small_parts, record_calls)
 
     assert isinstance(first_result, Outcome) and first_result.status == "uploaded"
+    assert isinstance(second_result, ConflictError), second_result
+    assert "bump models/screen/model_version.txt" in str(second_result)
     stored_sha = hashlib.sha256(s3_server.read(bucket, "models/screen_3.tar.gz")).hexdigest()
+    assert stored_sha == first.sha256
     head = s3_server.client().head_object(Bucket=bucket, Key="models/screen_3.tar.gz")
     recorded = {key.lower(): value for key, value in head["Metadata"].items()}["sha256"]
     assert recorded == stored_sha  # never one publisher's bytes under the other's metadata
-    if s3_server.honours_conditional_writes:
-        assert isinstance(second_result, ConflictError), second_result
-        assert "bump models/screen/model_version.txt" in str(second_result)
-        assert stored_sha == first.sha256
-    else:
-        # The window that remains without conditional writes: the second publisher's head
-        # check came before the first upload completed, so it overwrote it, and both report
-        # an upload. The last complete upload wins, whole and with its own metadata.
-        assert isinstance(second_result, Outcome) and second_result.status == "uploaded"
-        assert stored_sha == second.sha256
-    # Whatever the race reported, the version is now fixed on every store: the same bytes are
-    # a no-op and the other bytes a conflict.
-    kept, other = (first, second) if stored_sha == first.sha256 else (second, first)
-    assert publish_to_store(kept, s3_server.store(bucket, small_parts)).status == "unchanged"
+    # The version is now fixed: the same bytes are a no-op and the other bytes a conflict.
+    assert publish_to_store(first, s3_server.store(bucket, small_parts)).status == "unchanged"
     with pytest.raises(ConflictError):
-        publish_to_store(other, s3_server.store(bucket, small_parts))
+        publish_to_store(second, s3_server.store(bucket, small_parts))
+
+
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "different-bytes"])
+def test_an_object_published_during_the_upload_is_never_overwritten(
+    s3_server, make_archive, small_parts, record_calls, same_bytes
+):
+    """Another publisher completes the key while this upload sends its parts (from a hook on
+    this upload's first part, so the interleaving is fixed): this upload is aborted before it
+    completes, and the other's object stays, whether the store honours If-None-Match or not."""
+    bucket = s3_server.new_bucket()
+    ours = make_archive(size=11 * MiB, seed="ours")
+    theirs = ours if same_bytes else make_archive(size=11 * MiB, seed="theirs")
+    store = s3_server.store(bucket, small_parts)
+    calls = record_calls(store.client)
+    competitor: list[Outcome] = []
+    lock = threading.Lock()
+
+    def publish_theirs_first(**_: object) -> None:
+        with lock:
+            if not competitor:
+                competitor.append(publish_to_store(theirs, s3_server.store(bucket, small_parts)))
+
+    store.client.meta.events.register("before-call.s3.UploadPart", publish_theirs_first)
+
+    if same_bytes:
+        assert publish_to_store(ours, store).status == "unchanged"
+    else:
+        with pytest.raises(ConflictError) as refused:
+            publish_to_store(ours, store)
+        assert "bump models/screen/model_version.txt" in str(refused.value)
+
+    assert [outcome.status for outcome in competitor] == ["uploaded"]
+    operations = [operation for operation, _ in calls]
+    assert "CompleteMultipartUpload" not in operations
+    assert "AbortMultipartUpload" in operations
+    stored = s3_server.read(bucket, KEY)
+    assert hashlib.sha256(stored).hexdigest() == theirs.sha256
+    head = s3_server.client().head_object(Bucket=bucket, Key=KEY)
+    assert {key.lower(): value for key, value in head["Metadata"].items()}["sha256"] == (
+        theirs.sha256
+    )
+    uploads = s3_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [upload for upload in uploads if upload["Key"] == KEY] == []
+
+
+def test_rclone_completions_that_pass_their_checks_together_both_write(
+    rclone_s3, make_archive, small_parts
+):
+    """The window left on a store that ignores If-None-Match: both publishers find the key
+    free right before completing (held there by a barrier), then complete one after the other.
+    Both report an upload; the last completed upload is what the key holds, whole and with its
+    own metadata, and every later publish sees it. docs/publishing.md describes this window."""
+    bucket = rclone_s3.new_bucket()
+    archives = [make_archive(size=6 * MiB, seed=seed) for seed in ("first", "second")]
+    checked = threading.Barrier(2, timeout=60)
+    first_completed = threading.Event()
+    results: list[Outcome | BaseException | None] = [None, None]
+
+    def run(index: int) -> None:
+        store = rclone_s3.store(bucket, small_parts)
+
+        def hold(**_: object) -> None:
+            checked.wait()  # both have checked the key; neither has completed
+            if index == 1:
+                assert first_completed.wait(timeout=60)
+
+        events = store.client.meta.events
+        events.register("before-call.s3.CompleteMultipartUpload", hold)
+        if index == 0:
+            events.register(
+                "after-call.s3.CompleteMultipartUpload", lambda **_: first_completed.set()
+            )
+        try:
+            results[index] = publish_to_store(archives[index], store)
+        except BaseException as exc:  # collected and asserted on by the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert [getattr(result, "status", result) for result in results] == ["uploaded", "uploaded"]
+    stored_sha = hashlib.sha256(rclone_s3.read(bucket, KEY)).hexdigest()
+    assert stored_sha == archives[1].sha256
+    head = rclone_s3.client().head_object(Bucket=bucket, Key=KEY)
+    assert {key.lower(): value for key, value in head["Metadata"].items()}["sha256"] == stored_sha
+    assert publish_to_store(archives[1], rclone_s3.store(bucket, small_parts)).status == (
+        "unchanged"
+    )
+    with pytest.raises(ConflictError):
+        publish_to_store(archives[0], rclone_s3.store(bucket, small_parts))
 
 
 def test_rclone_killed_mid_multipart_upload_leaves_no_object_and_rerun_succeeds(
