@@ -26,6 +26,7 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "TARGET_MODEL_HEADER",
     "error_body",
+    "internal_failure",
     "check_content_type",
     "check_target_model",
     "model_error",
@@ -92,6 +93,10 @@ def validation_error(message: str) -> ApiError:
 
 def model_not_ready(message: str) -> ApiError:
     return ApiError("ModelNotReadyException", 429, message)
+
+
+def internal_failure(message: str) -> ApiError:
+    return ApiError("InternalFailure", 500, message)
 
 
 def service_unavailable(message: str) -> ApiError:
