@@ -8,7 +8,9 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -18,7 +20,7 @@ from moto.server import ThreadedMotoServer
 from tritonops.endpoints.cli import main as endpoints_main
 from tritonops.loadtest.calls import Caller
 from tritonops.loadtest.measure import OK, WRONG, Sample
-from tritonops.loadtest.target import local_target
+from tritonops.loadtest.target import USER_AGENT, local_target
 from tritonops.loadtest.tests.conftest import (
     QUICK,
     Outcome,
@@ -326,6 +328,40 @@ def test_the_load_goes_only_to_loopback_or_to_a_named_real_endpoint(
 )
 def test_loopback_addresses_are_local_targets(url: str) -> None:
     assert local_target(url, "local-staging").url == url
+
+
+def test_the_load_sends_one_fixed_user_agent_that_names_it() -> None:
+    """botocore's own header is rebuilt on every request; the load test's is fixed (target.py)."""
+    seen: list[str] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers["User-Agent"])
+            body = b'{"outputs": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = local_target(f"http://127.0.0.1:{server.server_address[1]}", "agent")
+        client = target.client(timeout_s=10, retry=NO_RETRY)
+        request = client.encode("agent_1.tar.gz", {"X": np.ones(1, dtype=np.float32)})
+        answers = [client.send(request) for _ in range(2)]
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [answer.decode() for answer in answers] == [{}, {}]
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0].startswith(f"{USER_AGENT} Boto3/"), seen[0]
 
 
 def _calls(
