@@ -6,6 +6,12 @@ docs/loadtest.md), run as a user runs it.
   process), its arrival rate rising until the process cannot offer the planned rate. The
   ceiling is the highest rate it sent. Goal: at least 5x the example endpoint's MAX_RPS, so
   that a sweep measures the endpoint and not the generator.
+- Client CPU per request, against the same trivial endpoint, in this process (no gevent),
+  rounds interleaved: `SageMakerRuntimeClient.infer` through a boto3 client with botocore's
+  default User-Agent and parameter validation (the load test's path before), `infer` through
+  the load test's client (`Target.client`), and `Caller.call` (bodies encoded once, answers
+  decoded only when checked). Rounds alternate the order; medians over the rounds; the ratio
+  to the first is the saving.
 - Repeatability: sweeps of the example endpoint back to back (the local endpoint over the
   staging folder store that `ci/pipeline.sh --all --local-store` fills, every example model in
   equal shares, the staging alarm's SLO); the spread of MAX_RPS, (max - min) / median.
@@ -98,6 +104,65 @@ def _trivial_models(root: Path) -> Path:
     return folder.parent
 
 
+def _client_cost(settings: Settings, url: str, models: Path) -> dict[str, Any]:
+    """CPU ms per request of three ways to send the trivial case, side by side (see above)."""
+    import boto3
+    import botocore
+    import botocore.config
+    from tritonops.loadtest.calls import Caller
+    from tritonops.loadtest.target import local_target
+    from tritonops.loadtest.traffic import load_mix
+
+    from tritonlib.client import NO_RETRY, SageMakerRuntimeClient
+
+    mix = load_mix(models, [])
+    model, case = mix.models[0].target_model, mix.models[0].cases[0]
+    target = local_target(url, "trivial")
+    defaults = botocore.config.Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        signature_version=botocore.UNSIGNED,
+    )
+    session = boto3.session.Session(
+        region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    before = SageMakerRuntimeClient(
+        "trivial",
+        session.client("sagemaker-runtime", endpoint_url=url, config=defaults),
+        retry=NO_RETRY,
+    )
+    load_client = target.client(timeout_s=10, retry=NO_RETRY)
+    caller = Caller(target.client(timeout_s=10, retry=NO_RETRY), mix, 0.0, seed=1)
+    paths = {
+        "infer, botocore defaults (before)": lambda: before.infer(model, case.input_arrays()),
+        "infer, the load test's client": lambda: load_client.infer(model, case.input_arrays()),
+        "Caller.call (encoded once, check fraction 0)": caller.call,
+    }
+    calls = settings.pick(500, 150)
+    cpu_ms: dict[str, list[float]] = {name: [] for name in paths}
+    try:
+        for send in paths.values():
+            for _ in range(50):  # connections made, first-call caches filled
+                send()
+        for number in range(settings.pick(7, 3)):
+            order = list(paths.items())
+            for name, send in order if number % 2 else reversed(order):  # no order bias
+                started = time.process_time()
+                for _ in range(calls):
+                    send()
+                cpu_ms[name].append((time.process_time() - started) * 1000 / calls)
+    finally:
+        before.close()
+        load_client.close()
+        caller.close()
+    medians = {name: statistics.median(values) for name, values in cpu_ms.items()}
+    first = next(iter(medians.values()))
+    return {
+        "calls_per_round": calls,
+        "per_path": {name: spread(values, 3) for name, values in cpu_ms.items()},
+        "ratio_to_before": {name: round(value / first, 3) for name, value in medians.items()},
+    }
+
+
 def _ceiling(settings: Settings, root: Path) -> dict[str, Any]:
     models = _trivial_models(root)
     port_file = root / "trivial.port"
@@ -112,6 +177,7 @@ def _ceiling(settings: Settings, root: Path) -> dict[str, Any]:
                 raise BenchError("the trivial endpoint did not start")
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        client_cost = _client_cost(settings, url, models)
         report = _load_test(
             settings,
             root / "ceiling",
@@ -138,6 +204,7 @@ def _ceiling(settings: Settings, root: Path) -> dict[str, Any]:
         raise BenchError(f"generator ceiling: no step was measured: {report['knee']['message']}")
     best = max(steps, key=lambda step: step["offered_rps"])
     return {
+        "client_cpu_ms_per_request": client_cost,
         "ceiling_rps": best["offered_rps"],
         "at_step": best["index"],
         "generator_cpu_percent": best["generator_cpu_percent"],

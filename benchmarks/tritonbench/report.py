@@ -588,6 +588,21 @@ def _loadtest(doc: dict[str, Any]) -> list[str]:
         ]
         for number, steps in enumerate(r["sweep_steps"])
     ]
+    cost = ceiling.get("client_cpu_ms_per_request")  # absent from results before it existed
+    costs = (
+        [
+            "",
+            "Client CPU per request against the trivial endpoint (no gevent, rounds interleaved, "
+            "medians): "
+            + "; ".join(
+                f"{name} {path['median']:g} ms ({cost['ratio_to_before'][name]:g}x)"
+                for name, path in cost["per_path"].items()
+            )
+            + ".",
+        ]
+        if cost
+        else []
+    )
     return [
         f"{c['endpoint']}; SLO p{s['slo']['percentile']} <= {s['slo']['ms']:g} ms, error budget "
         f"{s['error_budget']:.0%}; steps of {s['settle_s']:g} s settling + {s['step_s']:g} s "
@@ -598,6 +613,7 @@ def _loadtest(doc: dict[str, Any]) -> list[str]:
         f"MAX_RPS {_spread(r['max_rps'], 'req/s')}. Generator ceiling ({c['ceiling']}): "
         f"{ceiling['ceiling_rps']:g} requests/s at {ceiling['generator_cpu_percent']}% CPU of "
         f"its process; the sweep ended: {ceiling['ended']}",
+        *costs,
     ]
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "ContentType",
     "DEFAULT_LOAD_TIMEOUT_S",
     "DEFAULT_TIMEOUT_S",
+    "EncodedAnswer",
+    "EncodedRequest",
     "InferenceClient",
     "InferenceRejectedError",
     "ModelLoadError",
@@ -349,28 +351,84 @@ def json_header_size(content_type: str | None) -> int | None:
     return int(size_text)
 
 
+@dataclass(frozen=True)
+class EncodedRequest:
+    """A request to one TargetModel, encoded once (``SageMakerRuntimeClient.encode``) and sent
+    as often as needed (``send``): a load test repeats a few cases thousands of times."""
+
+    model: str
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class EncodedAnswer:
+    """A successful answer whose content type is KServe v2's (JSON or binary+json), its body
+    not decoded yet: a caller that compares only some answers decodes only those."""
+
+    model: str
+    where: str
+    body: bytes
+    content_type: str
+    header_length: int | None
+
+    def decode(self) -> dict[str, NDArray[Any]]:
+        """The outputs by name; ResponseFormatError when the body is not a KServe v2 answer."""
+        try:
+            result = httpclient.InferenceServerClient.parse_response_body(
+                self.body, header_length=self.header_length
+            )
+            names = [output["name"] for output in result.get_response().get("outputs", [])]
+            return _collect_outputs(self.model, self.where, names, result.as_numpy)
+        except (InferenceServerException, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise _not_kserve(self.model, self.where, self.body, self.content_type, error) from None
+
+
+def _not_kserve(
+    model: str, where: str, body: bytes, content_type: str | None, why: object
+) -> ResponseFormatError:
+    preview = body[:200].decode("utf-8", errors="replace")
+    return ResponseFormatError(
+        model,
+        where,
+        f"not a KServe v2 inference response (content type {content_type!r}): {why}; "
+        f"body starts with {preview!r}",
+    )
+
+
+def _kserve_answer(model: str, where: str, body: bytes, content_type: str | None) -> EncodedAnswer:
+    """What can be checked without decoding: the content type is KServe v2 JSON or
+    binary+json, and a binary answer's JSON header fits in its body."""
+    try:
+        header_length = json_header_size(content_type)
+    except ValueError as error:
+        raise _not_kserve(model, where, body, content_type, error) from None
+    if content_type is None or (
+        header_length is None and content_type.split(";")[0].strip().lower() != JSON_CONTENT_TYPE
+    ):
+        raise _not_kserve(
+            model,
+            where,
+            body,
+            content_type,
+            f"expected {JSON_CONTENT_TYPE} or {BINARY_CONTENT_TYPE_PREFIX}N",
+        )
+    if header_length is not None and header_length > len(body):
+        raise _not_kserve(
+            model,
+            where,
+            body,
+            content_type,
+            f"json-header-size {header_length} exceeds the body ({len(body)} bytes)",
+        )
+    return EncodedAnswer(model, where, body, content_type, header_length)
+
+
 def _decode_sagemaker_response(
     model: str, where: str, body: bytes, content_type: str | None
 ) -> dict[str, NDArray[Any]]:
     """Turn Triton's SageMaker answer (JSON or binary+json) into arrays by output name."""
-    try:
-        header_length = json_header_size(content_type)
-    except ValueError as error:
-        raise ResponseFormatError(model, where, str(error)) from None
-    try:
-        result = httpclient.InferenceServerClient.parse_response_body(
-            body, header_length=header_length
-        )
-        names = [output["name"] for output in result.get_response().get("outputs", [])]
-        return _collect_outputs(model, where, names, result.as_numpy)
-    except (InferenceServerException, ValueError, TypeError, KeyError, AttributeError) as error:
-        preview = body[:200].decode("utf-8", errors="replace")
-        raise ResponseFormatError(
-            model,
-            where,
-            f"not a KServe v2 inference response (content type {content_type!r}): {error}; "
-            f"body starts with {preview!r}",
-        ) from None
+    return _kserve_answer(model, where, body, content_type).decode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,12 +578,16 @@ class _RetryingClient:
         """Run one inference; raises a ClientError subclass naming the model on failure."""
         tensors = _prepare_inputs(model, self.where, inputs)
         requested = list(outputs) if outputs else None
+        send = self._encoding(model, lambda: self._prepare(model, tensors, requested))
+        return self._retrying(model, send)
+
+    def _encoding(self, model: str, encode: Callable[[], _T]) -> _T:
+        """Run ``encode``; inputs it cannot encode are a RequestError naming the model."""
         try:
-            send = self._prepare(model, tensors, requested)
+            return encode()
         except (InferenceServerException, ValueError, TypeError) as error:
             message = error.message() if isinstance(error, InferenceServerException) else error
             raise RequestError(model, self.where, f"cannot encode the request: {message}") from None
-        return self._retrying(model, send)
 
     def _retrying(self, model: str, attempt: Callable[[], _T]) -> _T:
         return _call_with_retries(
@@ -677,6 +739,8 @@ class SageMakerRuntimeClient(_RetryingClient):
     class's policy is the only one, and ``timeout_s`` as connect and read timeout.
     ``target_variant`` sends every request to that production variant (InvokeEndpoint's
     TargetVariant) instead of splitting them by the variants' weights.
+    ``encode`` and ``send`` split ``infer`` for a caller that repeats requests: the body is
+    encoded once, and an answer is decoded only when the caller asks.
     """
 
     def __init__(
@@ -729,42 +793,62 @@ class SageMakerRuntimeClient(_RetryingClient):
                 ) from None
         return self._runtime
 
+    def encode(
+        self,
+        model: str,
+        inputs: Mapping[str, NDArray[Any]],
+        outputs: Sequence[str] | None = None,
+    ) -> EncodedRequest:
+        """The request ``infer`` sends for these inputs, encoded once, to ``send`` many times."""
+        tensors = _prepare_inputs(model, self.where, inputs)
+        requested = list(outputs) if outputs else None
+        body, content_type = self._encoding(
+            model, lambda: _encode_sagemaker_request(tensors, requested, self.content_type)
+        )
+        return EncodedRequest(model, body, content_type)
+
+    def send(self, request: EncodedRequest) -> EncodedAnswer:
+        """Send an encoded request (retried by the policy, failures raised as ``infer`` raises
+        them); the answer is a success with a KServe v2 content type, left undecoded."""
+        runtime = self._runtime_client(request.model)
+        return self._retrying(request.model, lambda: self._invoke(runtime, request))
+
     def _prepare(
         self, model: str, tensors: list[_Tensor], outputs: list[str] | None
     ) -> Callable[[], dict[str, NDArray[Any]]]:
+        body, content_type = _encode_sagemaker_request(tensors, outputs, self.content_type)
+        request = EncodedRequest(model, body, content_type)
+        runtime = self._runtime_client(model)
+        return lambda: self._invoke(runtime, request).decode()
+
+    def _invoke(self, runtime: Any, request: EncodedRequest) -> EncodedAnswer:
+        """One InvokeEndpoint; transient failures raised for the retry loop to judge."""
         import botocore.exceptions
 
-        body, content_type = _encode_sagemaker_request(tensors, outputs, self.content_type)
-        runtime = self._runtime_client(model)
-
+        model = request.model
         variant = {"TargetVariant": self.target_variant} if self.target_variant else {}
-
-        def send() -> dict[str, NDArray[Any]]:
-            try:
-                response = runtime.invoke_endpoint(
-                    EndpointName=self.endpoint_name,
-                    TargetModel=model,
-                    ContentType=content_type,
-                    Body=body,
-                    **variant,
-                )
-                answer = response["Body"].read()
-            except botocore.exceptions.ClientError as error:
-                raise self._aws_error(model, error) from None
-            except botocore.exceptions.ReadTimeoutError as error:
-                # Connected, but no answer in time: told apart from an endpoint that is gone.
-                raise _TransientFailure(f"no answer in time: {error}", TIMEOUT_STATUS) from None
-            except (
-                botocore.exceptions.ConnectionError,
-                botocore.exceptions.HTTPClientError,
-            ) as error:
-                raise _TransientFailure(f"connection failed: {error}", None) from None
-            except botocore.exceptions.BotoCoreError as error:
-                raise RequestError(model, self.where, str(error)) from None
-            content = response.get("ContentType")
-            return _decode_sagemaker_response(model, self.where, answer, content)
-
-        return send
+        try:
+            response = runtime.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                TargetModel=model,
+                ContentType=request.content_type,
+                Body=request.body,
+                **variant,
+            )
+            answer = response["Body"].read()
+        except botocore.exceptions.ClientError as error:
+            raise self._aws_error(model, error) from None
+        except botocore.exceptions.ReadTimeoutError as error:
+            # Connected, but no answer in time: told apart from an endpoint that is gone.
+            raise _TransientFailure(f"no answer in time: {error}", TIMEOUT_STATUS) from None
+        except (
+            botocore.exceptions.ConnectionError,
+            botocore.exceptions.HTTPClientError,
+        ) as error:
+            raise _TransientFailure(f"connection failed: {error}", None) from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise RequestError(model, self.where, str(error)) from None
+        return _kserve_answer(model, self.where, answer, response.get("ContentType"))
 
     def _aws_error(self, model: str, error: Any) -> Exception:
         details = error.response.get("Error", {})

@@ -509,6 +509,82 @@ def test_runtime_client_sends_every_request_to_its_target_variant() -> None:
 
 
 @pytest.mark.usefixtures("aws_test_credentials")
+@pytest.mark.parametrize("content_type", ["binary", "json"])
+@pytest.mark.parametrize("outputs", [None, ["OUTPUT0", "LABEL"]], ids=["all", "named"])
+def test_an_encoded_request_is_sent_byte_for_byte_as_infer_sends_it(
+    content_type: str, outputs: list[str] | None
+) -> None:
+    replies = [ScriptedReply(200, ADD_SUB_JSON_RESPONSE, JSON_HEADERS)] * 3
+    with ScriptedServer(replies) as server:
+        client = _runtime_client(server.url, content_type=content_type, retry=NO_RETRY)
+        inferred = client.infer("add_sub_1.tar.gz", TWO_INPUTS, outputs=outputs)
+        request = client.encode("add_sub_1.tar.gz", TWO_INPUTS, outputs=outputs)
+        answers = [client.send(request) for _ in range(2)]
+        client.close()
+    by_infer, *by_send = server.requests
+    assert [sent.body for sent in by_send] == [by_infer.body] * 2
+    for header in ("content-type", TARGET_MODEL_HEADER.lower()):
+        assert [sent.headers[header] for sent in by_send] == [by_infer.headers[header]] * 2
+    assert request.body == by_infer.body
+    _assert_add_sub_json_outputs(inferred)
+    _assert_add_sub_json_outputs(answers[0].decode())
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
+@pytest.mark.parametrize(
+    "headers, body, why",
+    [
+        ({"Content-Type": "text/html"}, ADD_SUB_JSON_RESPONSE, "expected application/json or"),
+        ({}, ADD_SUB_JSON_RESPONSE, "expected application/json or"),
+        (
+            {"Content-Type": f"{BINARY_CONTENT_TYPE_PREFIX}9999"},
+            ADD_SUB_JSON_RESPONSE,
+            "json-header-size 9999 exceeds the body",
+        ),
+        ({"Content-Type": f"{BINARY_CONTENT_TYPE_PREFIX}x"}, b"{}", "unreadable json-header-size"),
+    ],
+    ids=["html", "no-content-type", "header-past-the-body", "unreadable-size"],
+)
+def test_an_undecoded_answer_still_needs_a_kserve_content_type(
+    headers: dict[str, str], body: bytes, why: str
+) -> None:
+    with ScriptedServer([ScriptedReply(200, body, headers)] * 2) as server:
+        client = _runtime_client(server.url, retry=NO_RETRY)
+        with pytest.raises(ResponseFormatError) as by_send:
+            client.send(client.encode("add_sub_1.tar.gz", TWO_INPUTS))
+        with pytest.raises(ResponseFormatError) as by_infer:
+            client.infer("add_sub_1.tar.gz", TWO_INPUTS)
+    assert "not a KServe v2 inference response" in str(by_send.value)
+    assert why in str(by_send.value)
+    assert str(by_infer.value) == str(by_send.value)
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
+def test_an_encoded_request_fails_as_infer_fails() -> None:
+    model_error = json.dumps({"Message": "bad input", "OriginalStatusCode": 400}).encode()
+    replies = [
+        ScriptedReply(424, model_error, {"x-amzn-ErrorType": "ModelError", **JSON_HEADERS}),
+        ScriptedReply(503, b'{"message": "later"}', {"x-amzn-ErrorType": "ServiceUnavailable"}),
+    ]
+    with ScriptedServer(replies) as server:
+        client = _runtime_client(server.url, retry=NO_RETRY)
+        request = client.encode("add_sub_1.tar.gz", TWO_INPUTS)
+        with pytest.raises(InferenceRejectedError) as rejected:
+            client.send(request)
+        with pytest.raises(RetriesExhaustedError) as exhausted:
+            client.send(request)
+    assert rejected.value.status == "ModelError"
+    assert "the model container answered 400: bad input" in str(rejected.value)
+    assert exhausted.value.status == "503 ServiceUnavailable"
+
+
+def test_inputs_that_cannot_be_encoded_are_refused_before_sending() -> None:
+    client = SageMakerRuntimeClient("triton-mme", content_type="json", retry=NO_RETRY)
+    with pytest.raises(RequestError, match="model 'upper_1.tar.gz'.*cannot encode the request"):
+        client.encode("upper_1.tar.gz", {"TEXT": np.array([b"\xff\xfe"], dtype=np.object_)})
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
 def test_runtime_client_tells_a_timeout_from_an_endpoint_that_is_gone() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))

@@ -8,7 +8,9 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -17,8 +19,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from tritonops.endpoints.cli import main as endpoints_main
 from tritonops.loadtest.calls import Caller
-from tritonops.loadtest.measure import OK, WRONG
-from tritonops.loadtest.target import local_target
+from tritonops.loadtest.measure import OK, WRONG, Sample
+from tritonops.loadtest.target import USER_AGENT, local_target
 from tritonops.loadtest.tests.conftest import (
     QUICK,
     Outcome,
@@ -328,16 +330,63 @@ def test_loopback_addresses_are_local_targets(url: str) -> None:
     assert local_target(url, "local-staging").url == url
 
 
+def test_the_load_sends_one_fixed_user_agent_that_names_it() -> None:
+    """botocore's own header is rebuilt on every request; the load test's is fixed (target.py)."""
+    seen: list[str] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers["User-Agent"])
+            body = b'{"outputs": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = local_target(f"http://127.0.0.1:{server.server_address[1]}", "agent")
+        client = target.client(timeout_s=10, retry=NO_RETRY)
+        request = client.encode("agent_1.tar.gz", {"X": np.ones(1, dtype=np.float32)})
+        answers = [client.send(request) for _ in range(2)]
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [answer.decode() for answer in answers] == [{}, {}]
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0].startswith(f"{USER_AGENT} Boto3/"), seen[0]
+
+
+def _calls(
+    served: Served,
+    models: Path,
+    check_fraction: float,
+    seed: int,
+    count: int = 1,
+    selection: Sequence[tuple[str, float]] = (),
+) -> list[Sample]:
+    """``count`` requests of the load test's caller to the test endpoint, as the load sends."""
+    target = local_target(served.endpoint.url, served.endpoint.name)
+    mix = load_mix(models, selection)
+    caller = Caller(target.client(timeout_s=30, retry=NO_RETRY), mix, check_fraction, seed)
+    try:
+        return [caller.call() for _ in range(count)]
+    finally:
+        caller.close()
+
+
 def test_a_wrong_answer_under_load_is_an_error(served: Served, tmp_path: Path) -> None:
     models = tmp_path / "models"
     # The published doubler, with a case that expects a tripling: every answer is wrong.
     write_model_folder(models / "doubler", {"tripled": doubling_case([1.0, 2.0], factor=3.0)})
-    target = local_target(served.endpoint.url, served.endpoint.name)
-    caller = Caller(target.client(timeout_s=30, retry=NO_RETRY), load_mix(models, []), 1.0, seed=1)
-    try:
-        sample = caller.call()
-    finally:
-        caller.close()
+    [sample] = _calls(served, models, 1.0, seed=1)
     assert sample.outcome == WRONG and sample.checked
     assert "tripled.json" in (sample.detail or "") and "Y:" in (sample.detail or "")
 
@@ -357,19 +406,22 @@ def test_a_wrong_answer_at_warm_up_stops_before_the_first_step(
 
 
 def test_a_right_answer_is_ok(served: Served) -> None:
-    target = local_target(served.endpoint.url, served.endpoint.name)
-    caller = Caller(
-        target.client(timeout_s=30, retry=NO_RETRY),
-        load_mix(served.models, [("doubler", 1)]),
-        1.0,
-        seed=2,
-    )
-    try:
-        samples = [caller.call() for _ in range(3)]
-    finally:
-        caller.close()
+    samples = _calls(served, served.models, 1.0, seed=2, count=3, selection=[("doubler", 1)])
     assert [s.outcome for s in samples] == [OK] * 3 and all(s.checked for s in samples)
     assert np.all([s.latency_ms > 0 for s in samples])
+
+
+def test_an_unchecked_answer_that_is_an_error_is_still_an_error(
+    served: Served, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    # A model folder whose archive the endpoint's store lacks: every call is refused.
+    write_model_folder(models / "absent", {"two": doubling_case([1.0, 2.0])})
+    [sample] = _calls(served, models, 0.0, seed=3)
+    assert not sample.checked
+    assert sample.outcome not in (OK, WRONG)
+    assert sample.outcome[:1] == "4", sample
+    assert "absent_1.tar.gz" in (sample.detail or "")
 
 
 @pytest.fixture(scope="module")
