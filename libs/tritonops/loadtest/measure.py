@@ -26,6 +26,9 @@ OK = "ok"
 WRONG = "wrong"  # answered, and a checked answer did not match the case's expected outputs
 CONNECTION = "connection"  # no HTTP answer at all: refused, reset, unreachable
 PERCENTILES = (50, 90, 95, 99)
+# Each half of a step's window needs this many answers for its median to say whether latency
+# rose through the step; at a few requests per half, one unlucky collision doubles a median.
+HALF_MIN_SAMPLES = 20
 
 
 class Sample(NamedTuple):
@@ -144,10 +147,10 @@ def summarize(
     latency["mean"] = _round(float(latencies.mean())) if latencies.size else None
     latency["max"] = _round(float(latencies.max())) if latencies.size else None
     middle = (start + end) / 2
-    halves = (
-        _median([s.latency_ms for s in answered if s.start < middle]),
-        _median([s.latency_ms for s in answered if s.start >= middle]),
-    )
+    first = [s.latency_ms for s in answered if s.start < middle]
+    second = [s.latency_ms for s in answered if s.start >= middle]
+    enough = min(len(first), len(second)) >= HALF_MIN_SAMPLES
+    halves = (_median(first), _median(second)) if enough else (None, None)
     return StepResult(
         index=index,
         phase=phase,

@@ -225,9 +225,8 @@ def test_percentiles_are_exact_over_the_window_and_failures_are_counted_by_kind(
     assert step.error_rate == pytest.approx(2 / 102)
 
 
-def test_each_half_of_the_window_has_its_own_median() -> None:
-    samples = [Sample(100.0 + i / 100, 10.0 if i < 50 else 90.0, OK, 0, False) for i in range(100)]
-    step = summarize(
+def _one_second(samples: list[Sample]) -> StepResult:
+    return summarize(
         samples,
         index=1,
         phase="ladder",
@@ -238,8 +237,16 @@ def test_each_half_of_the_window_has_its_own_median() -> None:
         model_names=["a"],
         generator_cpu_percent=None,
     )
+
+
+def test_each_half_of_the_window_has_its_own_median() -> None:
+    samples = [Sample(100.0 + i / 100, 10.0 if i < 50 else 90.0, OK, 0, False) for i in range(100)]
+    step = _one_second(samples)
     assert step.p50_halves_ms == (10.0, 90.0)
     assert StepResult.from_dict(step.to_dict()) == step
+    assert _one_second(samples[:30] + samples[-30:]).p50_halves_ms == (10.0, 90.0)
+    # A median of a handful says nothing: one collision doubles it.
+    assert _one_second(samples[:19] + samples[-30:]).p50_halves_ms == (None, None)
 
 
 @pytest.mark.parametrize(
