@@ -37,6 +37,7 @@ from tritonlib.datatypes import UnknownDatatypeError, from_numpy_dtype
 
 __all__ = [
     "BINARY_CONTENT_TYPE_PREFIX",
+    "JSON_CONTENT_TYPE",
     "ClientError",
     "ContentType",
     "DEFAULT_LOAD_TIMEOUT_S",

@@ -16,6 +16,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from tritonlib.client import (
+    BINARY_CONTENT_TYPE_PREFIX,
+    JSON_CONTENT_TYPE,
+    TARGET_MODEL_HEADER,
+    json_header_size,
+)
+
 __all__ = [
     "ApiError",
     "BINARY_CONTENT_TYPE_PREFIX",
@@ -36,14 +43,12 @@ __all__ = [
     "validation_error",
 ]
 
-TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 INVOKED_VARIANT_HEADER = "x-Amzn-Invoked-Production-Variant"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 ERROR_TYPE_HEADER = "x-amzn-ErrorType"
-JSON_CONTENT_TYPE = "application/json"
-# What Triton's SageMaker front end reads (sagemaker_server.cc, binary_mime_type_).
-BINARY_CONTENT_TYPE_PREFIX = "application/vnd.sagemaker-triton.binary+json;json-header-size="
+# What Triton's SageMaker front end reads (sagemaker_server.cc, binary_mime_type_); the client
+# library writes and reads the same content types.
 CONTENT_TYPES = (JSON_CONTENT_TYPE, BINARY_CONTENT_TYPE_PREFIX + "N")
 # BodyBlob: max 6291456 bytes; TargetModelHeader: 1-1024 characters, `\A\S[\p{Print}]*\z`.
 MAX_BODY_BYTES = 6291456
@@ -147,10 +152,11 @@ def check_content_type(value: str | None) -> str:
     content_type = (value or "").strip()
     if content_type.split(";")[0].strip().lower() == JSON_CONTENT_TYPE:
         return content_type
-    if content_type.startswith(BINARY_CONTENT_TYPE_PREFIX):
-        size = content_type[len(BINARY_CONTENT_TYPE_PREFIX) :].split(";")[0].strip()
-        if size.isdigit():
+    try:
+        if json_header_size(content_type) is not None:
             return content_type
+    except ValueError:
+        pass  # a binary+json type without a readable size: refused below
     shown = repr(content_type) if content_type else "none"
     raise validation_error(
         f"ContentType {shown} is not one Triton's SageMaker front end reads; use "
