@@ -196,36 +196,8 @@ def test_rates_move_in_whole_callers_and_refinement_stops_at_that_resolution() -
     assert sum(1 for s in history if s.phase == "refine") < 10
 
 
-def test_percentiles_are_exact_over_the_window_and_failures_are_counted_by_kind() -> None:
-    samples = [Sample(100.0 + i / 100, float(i + 1), OK, i % 2, i % 10 == 0) for i in range(100)]
-    samples += [
-        Sample(100.5, 5000.0, "timeout", 0, False, "no answer in time"),
-        Sample(100.6, 2.0, WRONG, 1, True, "FAIL case.json"),
-        Sample(99.0, 1.0, OK, 0, False),  # before the window: settling, not counted
-        Sample(101.0, 1.0, OK, 0, False),  # at its end: the next step's
-    ]
-    step = summarize(
-        samples,
-        index=1,
-        phase="ladder",
-        planned_rps=100,
-        users=100,
-        processes=1,
-        window=(100.0, 101.0),
-        model_names=["a", "b"],
-        generator_cpu_percent=None,
-    )
-
-    assert (step.sent, step.answered, step.ok, step.wrong) == (102, 101, 100, 1)
-    assert step.errors == {"timeout": 1}
-    assert step.error_examples == {"timeout": "no answer in time", "wrong": "FAIL case.json"}
-    assert step.latency_ms["p50"] == pytest.approx(50.0)
-    assert step.latency_ms["p99"] == pytest.approx(99.0)
-    assert step.per_model_sent == {"a": 51, "b": 51}
-    assert step.error_rate == pytest.approx(2 / 102)
-
-
-def _one_second(samples: list[Sample]) -> StepResult:
+def _one_second(samples: list[Sample], model_names: tuple[str, ...] = ("a",)) -> StepResult:
+    """A 100 requests/s step whose window is the second from t = 100 s."""
     return summarize(
         samples,
         index=1,
@@ -234,9 +206,28 @@ def _one_second(samples: list[Sample]) -> StepResult:
         users=100,
         processes=1,
         window=(100.0, 101.0),
-        model_names=["a"],
+        model_names=model_names,
         generator_cpu_percent=None,
     )
+
+
+def test_percentiles_are_exact_over_the_window_and_failures_are_counted_by_kind() -> None:
+    samples = [Sample(100.0 + i / 100, float(i + 1), OK, i % 2, i % 10 == 0) for i in range(100)]
+    samples += [
+        Sample(100.5, 5000.0, "timeout", 0, False, "no answer in time"),
+        Sample(100.6, 2.0, WRONG, 1, True, "FAIL case.json"),
+        Sample(99.0, 1.0, OK, 0, False),  # before the window: settling, not counted
+        Sample(101.0, 1.0, OK, 0, False),  # at its end: the next step's
+    ]
+    step = _one_second(samples, ("a", "b"))
+
+    assert (step.sent, step.answered, step.ok, step.wrong) == (102, 101, 100, 1)
+    assert step.errors == {"timeout": 1}
+    assert step.error_examples == {"timeout": "no answer in time", "wrong": "FAIL case.json"}
+    assert step.latency_ms["p50"] == pytest.approx(50.0)
+    assert step.latency_ms["p99"] == pytest.approx(99.0)
+    assert step.per_model_sent == {"a": 51, "b": 51}
+    assert step.error_rate == pytest.approx(2 / 102)
 
 
 def test_each_half_of_the_window_has_its_own_median() -> None:
