@@ -115,3 +115,16 @@ def test_draining_finishes_the_request_in_flight_and_closes_its_connection(
     assert (reply.status, reply.read(), reply.getheader("Connection")) == (200, b"[3]", "close")
     draining.join(30)
     assert drained == [True]
+
+
+def test_a_post_without_content_length_is_refused_with_the_header_named(
+    served: tuple[EndpointServer, _EchoInvoker, str],
+) -> None:
+    _, _, url = served
+    connection = http.client.HTTPConnection(url.removeprefix("http://"))
+    connection.putrequest("POST", "/endpoints/e/invocations", skip_accept_encoding=True)
+    connection.endheaders()
+    reply = connection.getresponse()
+    assert (reply.status, reply.getheader("Connection")) == (400, "close")
+    assert reply.getheader("x-amzn-ErrorType") == "ValidationError"
+    assert "Content-Length header is required" in json.loads(reply.read())["message"]
