@@ -342,6 +342,12 @@ def _encode_sagemaker_request(
     return body, f"{BINARY_CONTENT_TYPE_PREFIX}{header_length}"
 
 
+def media_type(content_type: str | None) -> str:
+    """The type/subtype of a Content-Type, lower-cased and without parameters, so that
+    `application/JSON; charset=utf-8` reads as KServe v2 JSON wherever it is compared."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def json_header_size(content_type: str | None) -> int | None:
     """N of `...binary+json;json-header-size=N`; None for plain JSON; ValueError if unreadable."""
     if not content_type or not content_type.startswith(BINARY_CONTENT_TYPE_PREFIX):
@@ -405,7 +411,7 @@ def _kserve_answer(model: str, where: str, body: bytes, content_type: str | None
     except ValueError as error:
         raise _not_kserve(model, where, body, content_type, error) from None
     if content_type is None or (
-        header_length is None and content_type.split(";")[0].strip().lower() != JSON_CONTENT_TYPE
+        header_length is None and media_type(content_type) != JSON_CONTENT_TYPE
     ):
         raise _not_kserve(
             model,

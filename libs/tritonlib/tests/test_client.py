@@ -560,6 +560,16 @@ def test_an_undecoded_answer_still_needs_a_kserve_content_type(
 
 
 @pytest.mark.usefixtures("aws_test_credentials")
+def test_an_undecoded_json_answer_may_carry_parameters_and_any_case() -> None:
+    headers = {"Content-Type": "Application/JSON; charset=utf-8"}
+    with ScriptedServer([ScriptedReply(200, ADD_SUB_JSON_RESPONSE, headers)]) as server:
+        client = _runtime_client(server.url, retry=NO_RETRY)
+        answer = client.send(client.encode("add_sub_1.tar.gz", TWO_INPUTS))
+    assert answer.content_type == headers["Content-Type"]
+    _assert_add_sub_json_outputs(answer.decode())
+
+
+@pytest.mark.usefixtures("aws_test_credentials")
 def test_an_encoded_request_fails_as_infer_fails() -> None:
     model_error = json.dumps({"Message": "bad input", "OriginalStatusCode": 400}).encode()
     replies = [

@@ -15,6 +15,7 @@ from tritonlib.client import (
     decode_request_body,
     encode_request_body,
     json_header_size,
+    media_type,
 )
 
 INPUTS: dict[str, NDArray[Any]] = {
@@ -52,6 +53,19 @@ def test_json_header_size_is_read_from_the_content_type() -> None:
     assert json_header_size("application/json") is None
     with pytest.raises(ValueError, match="unreadable json-header-size"):
         json_header_size(f"{BINARY_CONTENT_TYPE_PREFIX}x")
+
+
+@pytest.mark.parametrize(
+    "content_type, expected",
+    [
+        ("application/json", "application/json"),
+        ("Application/JSON ; charset=utf-8", "application/json"),
+        (f"{BINARY_CONTENT_TYPE_PREFIX}42", "application/vnd.sagemaker-triton.binary+json"),
+        (None, ""),
+    ],
+)
+def test_media_type_drops_parameters_and_case(content_type: str | None, expected: str) -> None:
+    assert media_type(content_type) == expected
 
 
 def _binary(header: dict[str, Any], tail: bytes) -> tuple[bytes, str]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from numpy.typing import NDArray
 
-from tritonlib.client import encode_request_body
+from tritonlib.client import encode_request_body, media_type
 
 __all__ = ["capture_line", "capture_path", "write_capture_file"]
 
@@ -36,7 +36,7 @@ def capture_line(
 ) -> str:
     """One JSON line (no newline) recording a request with these inputs."""
     body, observed = encode_request_body(inputs, content_type)
-    as_text = observed.split(";")[0].strip() in json_content_types
+    as_text = media_type(observed) in json_content_types
     moment = inference_time or datetime.now(timezone.utc)
     record = {
         "captureData": {

@@ -27,9 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from tritonlib.client import JSON_CONTENT_TYPE, media_type
+
 __all__ = ["DataCapture"]
 
-_JSON_TYPES = ("application/json",)
+_JSON_TYPES = (JSON_CONTENT_TYPE,)
 
 
 class DataCapture:
@@ -97,8 +99,7 @@ class DataCapture:
 
 
 def _payload(data: bytes, content_type: str, mode: str) -> dict[str, str]:
-    base_type = content_type.split(";")[0].strip().lower()
-    if base_type in _JSON_TYPES:
+    if media_type(content_type) in _JSON_TYPES:
         try:
             return {
                 "observedContentType": content_type,

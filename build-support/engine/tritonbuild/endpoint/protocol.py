@@ -21,6 +21,7 @@ from tritonlib.client import (
     JSON_CONTENT_TYPE,
     TARGET_MODEL_HEADER,
     json_header_size,
+    media_type,
 )
 
 __all__ = [
@@ -150,7 +151,7 @@ def check_target_model(value: str | None) -> str:
 def check_content_type(value: str | None) -> str:
     """Triton's SageMaker front end reads KServe v2 JSON or its binary+json form only."""
     content_type = (value or "").strip()
-    if content_type.split(";")[0].strip().lower() == JSON_CONTENT_TYPE:
+    if media_type(content_type) == JSON_CONTENT_TYPE:
         return content_type
     try:
         if json_header_size(content_type) is not None:
