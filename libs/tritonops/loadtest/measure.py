@@ -69,6 +69,9 @@ class StepResult:
     # The median latency of the requests started in the window's first half and in its second:
     # a rise between them means a queue was building, so the step was not a steady state.
     p50_halves_ms: tuple[float | None, float | None] = (None, None)
+    # Each model's percentiles: an MME's capacity is its slowest model's, and the step's p99
+    # mixes every model, so these say which one fell behind.
+    per_model_latency_ms: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def offered_rps(self) -> float:
@@ -138,14 +141,11 @@ def summarize(
     per_model = {name: 0 for name in model_names}
     for sample in inside:
         per_model[model_names[sample.model]] += 1
-    latencies = np.array([s.latency_ms for s in answered], dtype=np.float64)
-    latency: dict[str, float | None] = {}
-    for percentile in PERCENTILES:
-        latency[f"p{percentile}"] = (
-            _round(float(np.percentile(latencies, percentile))) if latencies.size else None
-        )
-    latency["mean"] = _round(float(latencies.mean())) if latencies.size else None
-    latency["max"] = _round(float(latencies.max())) if latencies.size else None
+    latency = _latency([s.latency_ms for s in answered])
+    per_model_latency = {
+        name: _latency([s.latency_ms for s in answered if s.model == number])
+        for number, name in enumerate(model_names)
+    }
     middle = (start + end) / 2
     first = [s.latency_ms for s in answered if s.start < middle]
     second = [s.latency_ms for s in answered if s.start >= middle]
@@ -169,7 +169,21 @@ def summarize(
         latency_ms=latency,
         generator_cpu_percent=generator_cpu_percent,
         p50_halves_ms=halves,
+        per_model_latency_ms=per_model_latency,
     )
+
+
+def _latency(values: Sequence[float]) -> dict[str, float | None]:
+    """The percentiles, mean and max of answered requests' latencies; None where none were."""
+    latencies = np.array(values, dtype=np.float64)
+    latency: dict[str, float | None] = {}
+    for percentile in PERCENTILES:
+        latency[f"p{percentile}"] = (
+            _round(float(np.percentile(latencies, percentile))) if latencies.size else None
+        )
+    latency["mean"] = _round(float(latencies.mean())) if latencies.size else None
+    latency["max"] = _round(float(latencies.max())) if latencies.size else None
+    return latency
 
 
 def _median(latencies: Sequence[float]) -> float | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Sequence
 
 from tritonops.loadtest.measure import StepResult
-from tritonops.loadtest.settings import SweepSettings
+from tritonops.loadtest.settings import Slo, SweepSettings
 
 __all__ = [
     "Conclusion",
@@ -117,7 +117,9 @@ def judge(step: StepResult, settings: SweepSettings, endpoint_lost: bool = False
         if step.sent:
             reasons.append("no request was answered")
     elif measured > slo.ms:
-        reasons.append(f"p{slo.percentile} {measured:.1f} ms > SLO {slo.ms:g} ms")
+        reasons.append(
+            f"p{slo.percentile} {measured:.1f} ms > SLO {slo.ms:g} ms{_slowest(step, slo)}"
+        )
     first, second = step.p50_halves_ms
     if (
         first is not None
@@ -156,6 +158,21 @@ def judge(step: StepResult, settings: SweepSettings, endpoint_lost: bool = False
             ),
         )
     return replace(step, verdict=PASS, reasons=())
+
+
+def _slowest(step: StepResult, slo: Slo) -> str:
+    """Which model of a mix had the highest percentile: an MME's capacity is its slowest
+    model's, and the step's percentile mixes every model."""
+    key = f"p{slo.percentile}"
+    measured = {
+        name: value
+        for name, latency in step.per_model_latency_ms.items()
+        if (value := latency.get(key)) is not None
+    }
+    if len(measured) < 2:
+        return ""
+    name = max(measured, key=lambda model: measured[model])
+    return f" (slowest model: {name}, {key} {measured[name]:.1f} ms)"
 
 
 def recommended_target(max_rps: float, safety: float) -> tuple[float, int]:

@@ -228,6 +228,11 @@ def test_percentiles_are_exact_over_the_window_and_failures_are_counted_by_kind(
     assert step.latency_ms["p99"] == pytest.approx(99.0)
     assert step.per_model_sent == {"a": 51, "b": 51}
     assert step.error_rate == pytest.approx(2 / 102)
+    # Model a answered the even latencies 1, 3, ..., 99; model b the odd ones and the wrong 2.
+    assert step.per_model_latency_ms["a"]["p50"] == pytest.approx(50.0)
+    assert step.per_model_latency_ms["a"]["max"] == pytest.approx(99.0)
+    assert step.per_model_latency_ms["b"]["max"] == pytest.approx(100.0)
+    assert _one_second(samples, ("a", "b", "c")).per_model_latency_ms["c"]["p99"] is None
 
 
 def test_each_half_of_the_window_has_its_own_median() -> None:
@@ -256,6 +261,18 @@ def test_a_step_whose_latency_keeps_rising_is_not_a_steady_state(
     judged = judge(step, SETTINGS)
     assert judged.verdict == verdict
     assert any("queue was building" in reason for reason in judged.reasons) == (verdict != PASS)
+
+
+def test_a_broken_slo_names_the_slowest_model_of_the_mix() -> None:
+    step = replace(
+        measured(16, 900.0),
+        per_model_latency_ms={"fast": {"p99": 12.0}, "slow": {"p99": 950.0}, "idle": {"p99": None}},
+    )
+    assert judge(step, SETTINGS).reasons[0] == (
+        "p99 900.0 ms > SLO 200 ms (slowest model: slow, p99 950.0 ms)"
+    )
+    alone = replace(step, per_model_latency_ms={"slow": {"p99": 900.0}})
+    assert judge(alone, SETTINGS).reasons[0] == "p99 900.0 ms > SLO 200 ms"
 
 
 @pytest.mark.parametrize(
