@@ -14,7 +14,9 @@ import argparse
 import datetime
 import os
 import platform
+import statistics
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -32,11 +34,19 @@ from tritonops.loadtest.report import (
     write_json,
 )
 from tritonops.loadtest.settings import SettingsError, Slo, SweepSettings
-from tritonops.loadtest.sweep import GENERATOR, Conclusion, conclude, judge, next_step
+from tritonops.loadtest.sweep import (
+    FAILED,
+    GENERATOR,
+    Conclusion,
+    conclude,
+    fell_behind,
+    judge,
+    next_step,
+)
 from tritonops.loadtest.target import Target, TargetError, local_target, require_one_instance
 from tritonops.loadtest.traffic import TrafficError, TrafficMix, load_mix, parse_model_weight
 
-from tritonlib.client import RetryPolicy
+from tritonlib.client import NO_RETRY, ClientError, EncodedRequest, RetryPolicy
 
 __all__ = ["build_parser", "main"]
 
@@ -51,6 +61,8 @@ EXIT_INTERRUPTED = 130
 _WARMUP_TIMEOUT_S = 120.0
 _WARMUP_RETRY = RetryPolicy(attempts=8, base_delay_s=0.5, max_delay_s=5.0)
 _PROBE_RETRY = RetryPolicy(attempts=3, base_delay_s=0.5, max_delay_s=1.0)
+# Probes of each model at rest, before the first step: their median is its resting latency.
+_REST_PROBES = 3
 
 
 class _Refused(Exception):
@@ -133,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--request-timeout", type=float, help="seconds (default: 5 x the SLO, at least 5)"
     )
     steps.add_argument(
+        "--recover-seconds",
+        type=float,
+        default=SweepSettings.recover_s,
+        help="after a step that broke the goals, wait at most this long for every model to "
+        "answer at its resting latency again before the next step",
+    )
+    steps.add_argument(
         "--processes",
         default="auto",
         help="load generator processes: auto (one, then Locust worker processes, one per CPU, "
@@ -199,6 +218,7 @@ def _settings(arguments: argparse.Namespace, slo_ms: float) -> SweepSettings:
         safety=arguments.safety,
         check_fraction=arguments.check_fraction,
         request_timeout_s=arguments.request_timeout,
+        recover_s=arguments.recover_seconds,
     )
 
 
@@ -260,6 +280,8 @@ class _Run:
         self.escalations: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.generator_modes: list[str] = []
+        self.recoveries: list[dict[str, Any]] = []
+        self.rest_ms: dict[str, float] = {}
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.load_before = os.getloadavg()
 
@@ -272,9 +294,9 @@ class _Run:
             f"{settings.start_rps:g} requests/s, x{settings.growth:g} up to "
             f"{settings.max_rps:g}, then {settings.refine_steps} bisections; each "
             f"{settings.settle_s:g} s settling + {settings.step_s:g} s measured; at most "
-            f"{settings.max_steps} steps ({settings.longest_s() / 60:.0f} min)"
+            f"{settings.max_steps} steps ({settings.longest_s(len(plan.mix.models)) / 60:.0f} min)"
         )
-        problems = self._warm_up()
+        problems = self._warm_up() or self._measure_rest()
         interrupted = False
         if problems:
             self.notes.extend(problems)
@@ -318,6 +340,88 @@ class _Run:
             client.close()
         return problems
 
+    def _probes(self) -> tuple[Any, list[tuple[str, EncodedRequest]]]:
+        """A client that sends one request at a time, and each model's first case, encoded."""
+        client = self.plan.client(self.settings.timeout_s, NO_RETRY, 2)
+        requests = [
+            (model.name, client.encode(model.target_model, model.cases[0].input_arrays()))
+            for model in self.plan.mix.models
+        ]
+        return client, requests
+
+    @staticmethod
+    def _probe_ms(client: Any, request: EncodedRequest) -> float:
+        began = time.perf_counter()
+        try:
+            client.send(request)
+        except ClientError:
+            return float("inf")
+        return (time.perf_counter() - began) * 1000
+
+    def _measure_rest(self) -> list[str]:
+        """Each model's resting latency: the median of a few probes with no other load. The
+        endpoint is back at rest after a step when every model answers near it again."""
+        client, requests = self._probes()
+        try:
+            for name, request in requests:
+                self.rest_ms[name] = statistics.median(
+                    self._probe_ms(client, request) for _ in range(_REST_PROBES)
+                )
+        finally:
+            client.close()
+        unanswered = [name for name, ms in self.rest_ms.items() if ms == float("inf")]
+        return [f"{name}: no answer to a probe at rest" for name in unanswered]
+
+    def _recover(self, after: StepResult) -> bool:
+        """After a step that broke the goals: stop the callers, then probe every model in turn,
+        in rounds, until a whole round answers at resting latency (``fell_behind`` says no) or
+        a round ends past ``recover_s`` (there is always one round). The queue that step left would otherwise count against
+        the next step, whatever its rate."""
+        settings = self.settings
+        client, requests = self._probes()
+        started = time.monotonic()
+        deadline = started + settings.recover_s
+        last: dict[str, float] = {}
+        rounds = 0
+        try:
+            while True:
+                rounds += 1
+                for name, request in requests:
+                    last[name] = self._probe_ms(client, request)
+                recovered = not any(
+                    fell_behind(self.rest_ms[name], ms, settings.slo) for name, ms in last.items()
+                )
+                if recovered or time.monotonic() >= deadline:
+                    break
+        finally:
+            client.close()
+        waited = time.monotonic() - started
+        self.recoveries.append(
+            {
+                "after_step": after.index,
+                "seconds": round(waited, 3),
+                "recovered": recovered,
+                "rounds": rounds,
+                "last_probe_ms": {name: round(ms, 3) for name, ms in last.items()},
+                "rest_ms": {name: round(ms, 3) for name, ms in self.rest_ms.items()},
+            }
+        )
+        if recovered:
+            _say(f"        every model answers at rest again after {waited:.1f} s")
+            return True
+        slow = max(last, key=lambda name: last[name] / self.rest_ms[name])
+        still = (
+            f"{slow} still answered in {last[slow]:.1f} ms (at rest {self.rest_ms[slow]:.1f} ms)"
+        )
+        message = (
+            f"after step {after.index} the endpoint did not return to rest within "
+            f"--recover-seconds {settings.recover_s:g}: {still}; later steps would measure "
+            "that queue, so the sweep stops here"
+        )
+        self.notes.append(message)
+        _say(message)
+        return False
+
     # -- the steps ---------------------------------------------------------------------------
 
     def _make_caller(self) -> Callable[[], Caller]:
@@ -326,8 +430,6 @@ class _Run:
         seed = plan.arguments.seed
 
         def make() -> Caller:
-            from tritonlib.client import NO_RETRY
-
             client = plan.client(settings.timeout_s, NO_RETRY, min(connections, 1000))
             return Caller(client, plan.mix, settings.check_fraction, seed)
 
@@ -380,6 +482,10 @@ class _Run:
                     continue
                 self.steps.append(step)
                 _say(step_line(step, settings))
+                if step.verdict in FAILED and next_step(settings, self.steps) is not None:
+                    generator.pause()
+                    if not self._recover(step):
+                        break
         finally:
             generator.stop()
 
@@ -458,6 +564,8 @@ class _Run:
                     else "the load generator runs here; the endpoint runs on its instance"
                 ),
             },
+            "rest_ms": {name: round(ms, 3) for name, ms in self.rest_ms.items()},
+            "recoveries": self.recoveries,
             "notes": self.notes,
             "written": None,
         }

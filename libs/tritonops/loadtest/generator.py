@@ -180,7 +180,9 @@ class Generator:
             self._recorder = Recorder()
             self._caller = self.make_caller()
             InvocationUser.state = _ProcessState(self._caller, self._recorder, self.rate_per_user)
-            self._runner = Environment(user_classes=[InvocationUser]).create_local_runner()
+            environment = Environment(user_classes=[InvocationUser])
+            _forget_stopped_requests(environment, self._recorder)
+            self._runner = environment.create_local_runner()
             return
         pipes = self._fork_workers()
         environment = Environment(user_classes=[InvocationUser])
@@ -248,6 +250,24 @@ class Generator:
             drained,
         )
 
+    def pause(self) -> None:
+        """Stop every caller, keeping the worker processes for the next step: requests in
+        flight are abandoned, and nothing is sent until ``run_step`` starts callers again."""
+        if self._starting is not None:
+            self._starting.kill(block=True)
+            self._starting = None
+        self._runner.stop()
+        if self._recorder is not None:
+            return
+        deadline = time.monotonic() + _WORKERS_CONNECT_S
+        while len(self._runner.clients.ready) < self.processes:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"only {len(self._runner.clients.ready)} of {self.processes} Locust worker "
+                    f"processes were ready again within {_WORKERS_CONNECT_S:g} s of stopping"
+                )
+            gevent.sleep(0.05)
+
     def stop(self) -> None:
         """Stop every caller and worker process; bounded, and safe to call twice."""
         if self._starting is not None:
@@ -276,6 +296,14 @@ class Generator:
         self._recorder = None
 
 
+def _forget_stopped_requests(environment: Environment, recorder: Recorder) -> None:
+    """Callers stopped mid-request (``Generator.pause``) never finish their requests: without
+    this, the next step would wait for them to drain."""
+    environment.events.test_stop.add_listener(  # type: ignore[no-untyped-call]
+        lambda **_: recorder.inflight.clear()
+    )
+
+
 def _worker_main(pipe: int, make_caller: Callable[[], Caller], rate_per_user: float) -> None:
     """A forked worker process: wait for the master's port, run callers until told to quit."""
     status = 1
@@ -289,6 +317,7 @@ def _worker_main(pipe: int, make_caller: Callable[[], Caller], rate_per_user: fl
         environment.events.report_to_master.add_listener(  # type: ignore[no-untyped-call]
             lambda client_id, data: data.update(loadtest=recorder.report())
         )
+        _forget_stopped_requests(environment, recorder)
         runner = environment.create_worker_runner(_LOOPBACK, port)
         runner.greenlet.join()
         status = 0

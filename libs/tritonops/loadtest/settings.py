@@ -40,7 +40,9 @@ class SweepSettings:
     each lasts, and what a step must meet to pass.
 
     Every step is bounded: ``settle_s + step_s`` of load, then at most ``request_timeout_s``
-    for the requests of its window to finish; at most ``max_steps`` steps in all.
+    for the requests of its window to finish; at most ``max_steps`` steps in all. After a step
+    that broke the goals, the callers stop and the next step waits about ``recover_s`` (the
+    last round of probes finishes) for the endpoint to work off the queue that step left.
     """
 
     slo: Slo
@@ -55,6 +57,7 @@ class SweepSettings:
     safety: float = 0.5
     check_fraction: float = 0.1
     request_timeout_s: float | None = None  # None: 5 x the SLO, at least 5 s
+    recover_s: float = 60.0
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float) -> None:
@@ -64,6 +67,7 @@ class SweepSettings:
         positive("start-rps", self.start_rps)
         positive("max-rps", self.max_rps)
         positive("step-seconds", self.step_s)
+        positive("recover-seconds", self.recover_s)
         if not math.isfinite(self.growth) or self.growth <= 1:
             raise SettingsError(f"--growth: {self.growth} must be above 1 (each step offers more)")
         if self.max_rps < self.start_rps:
@@ -98,9 +102,12 @@ class SweepSettings:
         so that a caller whose requests meet the SLO always keeps its pace."""
         return max(1.0, 2 * self.slo.ms / 1000)
 
-    def longest_s(self) -> float:
-        """An upper bound of the sweep's duration, for the plan printed before it starts."""
-        return self.max_steps * (self.settle_s + self.step_s + self.timeout_s)
+    def longest_s(self, models: int) -> float:
+        """An upper bound of the sweep's duration, for the plan printed before it starts: the
+        steps, and the waits for rest after failing ones (a round of one probe per model
+        started before ``recover_s`` ends may take its requests' timeouts)."""
+        steps = self.max_steps * (self.settle_s + self.step_s + self.timeout_s)
+        return steps + self.refine_steps * (self.recover_s + models * self.timeout_s)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

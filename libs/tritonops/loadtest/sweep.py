@@ -23,6 +23,7 @@ __all__ = [
     "NextStep",
     "PASS",
     "conclude",
+    "fell_behind",
     "judge",
     "next_step",
     "recommended_target",
@@ -44,6 +45,16 @@ GENERATOR_CPU_LIMIT = 90.0
 # fast answers, a few ms, from counting).
 BACKLOG_GROWTH = 2.0
 BACKLOG_SHARE_OF_SLO = 0.1
+
+
+def fell_behind(before_ms: float, after_ms: float, slo: Slo) -> bool:
+    """Whether a latency rose from ``before_ms`` to ``after_ms`` as a growing queue makes it
+    rise: to more than BACKLOG_GROWTH times, and by more than BACKLOG_SHARE_OF_SLO of the SLO.
+    The same rule judges a step's two halves and an endpoint's return to rest after a step."""
+    return after_ms > BACKLOG_GROWTH * before_ms and after_ms - before_ms > (
+        BACKLOG_SHARE_OF_SLO * slo.ms
+    )
+
 
 Status = Literal["recommended", "first-step-fails", "incomplete", "no-knee"]
 
@@ -121,12 +132,7 @@ def judge(step: StepResult, settings: SweepSettings, endpoint_lost: bool = False
             f"p{slo.percentile} {measured:.1f} ms > SLO {slo.ms:g} ms{_slowest(step, slo)}"
         )
     first, second = step.p50_halves_ms
-    if (
-        first is not None
-        and second is not None
-        and second > BACKLOG_GROWTH * first
-        and second - first > BACKLOG_SHARE_OF_SLO * slo.ms
-    ):
+    if first is not None and second is not None and fell_behind(first, second, slo):
         reasons.append(
             f"the median latency rose from {first:.1f} ms in the step's first half to "
             f"{second:.1f} ms in its second: the endpoint fell behind the offered rate and a "

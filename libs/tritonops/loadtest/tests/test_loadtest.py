@@ -20,6 +20,8 @@ from moto.server import ThreadedMotoServer
 from tritonops.endpoints.cli import main as endpoints_main
 from tritonops.loadtest.calls import Caller
 from tritonops.loadtest.measure import OK, WRONG, Sample
+from tritonops.loadtest.settings import Slo
+from tritonops.loadtest.sweep import fell_behind
 from tritonops.loadtest.target import USER_AGENT, local_target
 from tritonops.loadtest.tests.conftest import (
     QUICK,
@@ -144,6 +146,57 @@ def test_the_mix_follows_the_weights_on_worker_processes_and_no_knee_writes_noth
     assert after["twin_1.tar.gz"] - before.get("twin_1.tar.gz", 0) >= sent["twin"]
     assert definitions.read_bytes() == before_file
     assert "unchanged: nothing to write" in outcome.stdout
+
+
+# The slow model answers in 0.1 s, one request at a time: 32 requests/s, half of them its,
+# build a queue there that breaks a 500 ms SLO; 2 requests/s do not.
+OVERLOAD = [*QUICK, "--model", "slow", "--model", "doubler", "--slo-ms", "500"]
+OVERLOAD += ["--start-rps", "2", "--growth", "16", "--max-steps", "3"]
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_after_a_broken_step_the_callers_stop_until_every_model_answers_at_rest(
+    served: Served, tmp_path: Path, processes: str
+) -> None:
+    outcome = load_test(served, tmp_path / "out", *OVERLOAD, "--processes", processes)
+
+    assert outcome.code == 0, outcome.stdout + outcome.stderr
+    report = outcome.report
+    steps = report["steps"]
+    assert steps[0]["verdict"] == "pass" and steps[1]["verdict"] in ("slo", "errors")
+    assert set(report["rest_ms"]) == {"slow", "doubler"}
+    [recovery] = report["recoveries"]
+    assert recovery["after_step"] == 2 and recovery["recovered"]
+    assert recovery["rounds"] >= 2  # the first round waited behind the queue step 2 left
+    for name, latency in recovery["last_probe_ms"].items():
+        assert not fell_behind(report["rest_ms"][name], latency, Slo(99, 500.0))
+    assert "every model answers at rest again after" in outcome.stdout
+    refine = steps[2]  # the callers started again after the pause, on as many processes
+    assert refine["phase"] == "refine" and refine["sent"] > 0
+    assert refine["processes"] == int(processes)
+    for reason in steps[1]["reasons"]:  # the mix's p99 is the slow model's
+        assert not reason.startswith("p99") or "(slowest model: slow, p99 " in reason
+
+
+def test_an_endpoint_that_does_not_return_to_rest_in_time_ends_the_sweep_there(
+    served: Served, tmp_path: Path
+) -> None:
+    outcome = load_test(served, tmp_path / "out", *OVERLOAD, "--recover-seconds", "0.05")
+
+    assert outcome.code == 0, outcome.stdout + outcome.stderr  # the knee was already found
+    report = outcome.report
+    assert [step["verdict"] for step in report["steps"]][:1] == ["pass"]
+    assert len(report["steps"]) == 2 and report["steps"][1]["verdict"] in ("slo", "errors")
+    [recovery] = report["recoveries"]
+    assert recovery["after_step"] == 2 and not recovery["recovered"]
+    message = (
+        "after step 2 the endpoint did not return to rest within --recover-seconds 0.05: "
+        f"slow still answered in {recovery['last_probe_ms']['slow']:.1f} ms"
+    )
+    assert message in outcome.stdout
+    [note] = report["notes"]
+    assert note.startswith(message)
+    assert report["knee"]["max_step"] == 1 and report["recommended_target"] is not None
 
 
 def test_an_slo_that_the_first_step_breaks_says_its_p99_and_leaves_the_file(

@@ -14,6 +14,7 @@ from tritonops.loadtest.sweep import (
     PASS,
     SLO_BROKEN,
     conclude,
+    fell_behind,
     judge,
     next_step,
     recommended_target,
@@ -263,6 +264,21 @@ def test_a_step_whose_latency_keeps_rising_is_not_a_steady_state(
     assert any("queue was building" in reason for reason in judged.reasons) == (verdict != PASS)
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "behind"),
+    [
+        (20.0, 150.0, True),  # 7.5x and +130 ms of a 200 ms SLO
+        (20.0, 39.0, False),  # under twice
+        (2.0, 9.0, False),  # 4.5x, but 7 ms is jitter next to the SLO
+        (5.0, float("inf"), True),  # no answer at all
+    ],
+)
+def test_a_latency_fell_behind_when_it_doubled_and_rose_by_a_share_of_the_slo(
+    before: float, after: float, behind: bool
+) -> None:
+    assert fell_behind(before, after, SETTINGS.slo) == behind
+
+
 def test_a_broken_slo_names_the_slowest_model_of_the_mix() -> None:
     step = replace(
         measured(16, 900.0),
@@ -279,6 +295,7 @@ def test_a_broken_slo_names_the_slowest_model_of_the_mix() -> None:
     ("options", "message"),
     [
         ({"growth": 1.0}, "--growth"),
+        ({"recover_s": 0}, "--recover-seconds"),
         ({"max_rps": 1, "start_rps": 5}, "below --start-rps"),
         ({"safety": 0}, "--safety"),
         ({"error_budget": 1.5}, "--error-budget"),
