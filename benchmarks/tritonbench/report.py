@@ -606,7 +606,8 @@ def _loadtest(doc: dict[str, Any]) -> list[str]:
     return [
         f"{c['endpoint']}; SLO p{s['slo']['percentile']} <= {s['slo']['ms']:g} ms, error budget "
         f"{s['error_budget']:.0%}; steps of {s['settle_s']:g} s settling + {s['step_s']:g} s "
-        f"measured, x{s['growth']:g} then {s['refine_steps']} bisections.",
+        f"measured, from {s['start_rps']:g} requests/s x{s['growth']:g}, then "
+        f"{s['refine_steps']} bisections.",
         "",
         *_table(["sweep", "steps", "MAX_RPS (req/s)", "target (/instance/min)", "generator"], rows),
         "",
@@ -614,6 +615,11 @@ def _loadtest(doc: dict[str, Any]) -> list[str]:
         f"{ceiling['ceiling_rps']:g} requests/s at {ceiling['generator_cpu_percent']}% CPU of "
         f"its process; the sweep ended: {ceiling['ended']}",
         *costs,
+        *(
+            line
+            for note in (doc.get("notes", []) if r.get("capacity_over_time") else [])
+            for line in ("", note)
+        ),
     ]
 
 
