@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -29,6 +30,7 @@ from tritonops.loadtest.report import (
     PLOT_FILE,
     REPORT_FILE,
     build_report,
+    reported_ms,
     step_line,
     table,
     write_json,
@@ -351,6 +353,7 @@ class _Run:
 
     @staticmethod
     def _probe_ms(client: Any, request: EncodedRequest) -> float:
+        """The probe's latency; infinite when it got no successful answer."""
         began = time.perf_counter()
         try:
             client.send(request)
@@ -369,7 +372,7 @@ class _Run:
                 )
         finally:
             client.close()
-        unanswered = [name for name, ms in self.rest_ms.items() if ms == float("inf")]
+        unanswered = [name for name, ms in self.rest_ms.items() if not math.isfinite(ms)]
         return [f"{name}: no answer to a probe at rest" for name in unanswered]
 
     def _recover(self, after: StepResult) -> bool:
@@ -402,8 +405,7 @@ class _Run:
                 "seconds": round(waited, 3),
                 "recovered": recovered,
                 "rounds": rounds,
-                "last_probe_ms": {name: round(ms, 3) for name, ms in last.items()},
-                "rest_ms": {name: round(ms, 3) for name, ms in self.rest_ms.items()},
+                "last_probe_ms": reported_ms(last),
             }
         )
         if recovered:
@@ -412,6 +414,8 @@ class _Run:
         slow = max(last, key=lambda name: last[name] / self.rest_ms[name])
         still = (
             f"{slow} still answered in {last[slow]:.1f} ms (at rest {self.rest_ms[slow]:.1f} ms)"
+            if math.isfinite(last[slow])
+            else f"{slow} did not answer a probe (timed out or refused)"
         )
         message = (
             f"after step {after.index} the endpoint did not return to rest within "
@@ -564,7 +568,7 @@ class _Run:
                     else "the load generator runs here; the endpoint runs on its instance"
                 ),
             },
-            "rest_ms": {name: round(ms, 3) for name, ms in self.rest_ms.items()},
+            "rest_ms": reported_ms(self.rest_ms),
             "recoveries": self.recoveries,
             "notes": self.notes,
             "written": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -12,7 +13,7 @@ from tritonops.loadtest.measure import StepResult
 from tritonops.loadtest.settings import SweepSettings
 from tritonops.loadtest.sweep import Conclusion
 
-__all__ = ["REPORT_FILE", "PLOT_FILE", "step_line", "table", "write_json"]
+__all__ = ["REPORT_FILE", "PLOT_FILE", "reported_ms", "step_line", "table", "write_json"]
 
 REPORT_FILE = "loadtest-report.json"
 PLOT_FILE = "loadtest.png"
@@ -83,6 +84,11 @@ def build_report(
         "formula": formula,
         "recommended_target": conclusion.target,
     }
+
+
+def reported_ms(latencies: dict[str, float]) -> dict[str, float | None]:
+    """Latencies for the JSON report: null for a probe that got no answer (JSON has no inf)."""
+    return {name: round(ms, 3) if math.isfinite(ms) else None for name, ms in latencies.items()}
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:

@@ -125,8 +125,15 @@ class Outcome:
 
     @property
     def report(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads((self.out / "loadtest-report.json").read_text())
+        document: dict[str, Any] = json.loads(
+            (self.out / "loadtest-report.json").read_text(), parse_constant=_not_json
+        )
         return document
+
+
+def _not_json(constant: str) -> Any:
+    """The report is strict JSON: Python writes NaN and Infinity, which JSON does not have."""
+    raise AssertionError(f"the report holds {constant}, which is not JSON")
 
 
 # Short, bounded steps: a test proves behaviour, not capacity.

@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from tritonops.endpoints.cli import main as endpoints_main
 from tritonops.loadtest.calls import Caller
 from tritonops.loadtest.measure import OK, WRONG, Sample
+from tritonops.loadtest.report import reported_ms
 from tritonops.loadtest.settings import Slo
 from tritonops.loadtest.sweep import fell_behind
 from tritonops.loadtest.target import USER_AGENT, local_target
@@ -197,6 +198,10 @@ def test_an_endpoint_that_does_not_return_to_rest_in_time_ends_the_sweep_there(
     [note] = report["notes"]
     assert note.startswith(message)
     assert report["knee"]["max_step"] == 1 and report["recommended_target"] is not None
+
+
+def test_a_probe_without_an_answer_is_reported_as_null() -> None:
+    assert reported_ms({"gone": float("inf"), "fast": 1.23456}) == {"gone": None, "fast": 1.235}
 
 
 def test_an_slo_that_the_first_step_breaks_says_its_p99_and_leaves_the_file(
