@@ -308,13 +308,27 @@ class _Run:
                 "incomplete", "the warm-up failed (above); no step was run, nothing to recommend"
             )
         else:
+            from tritonops.loadtest.generator import GeneratorError
+
+            failed: GeneratorError | None = None
             try:
                 self._sweep()
             except KeyboardInterrupt:
                 interrupted = True
                 self.notes.append("interrupted")
                 _say("interrupted: the steps so far are reported")
+            except GeneratorError as error:
+                failed = error
+                self.notes.append(f"the load generator failed: {error}")
+                print(f"error: the load generator failed: {error}", file=sys.stderr)
             conclusion = conclude(settings, self.steps)
+            if failed is not None and conclusion.status == "no-knee":
+                conclusion = Conclusion(
+                    "incomplete",
+                    f"the load generator failed before any step broke the goals ({failed}); an "
+                    "incomplete sweep recommends nothing",
+                    lower_bound_rps=conclusion.lower_bound_rps,
+                )
             conclusion = self._recheck_instances(conclusion)
         return self._finish(conclusion, interrupted)
 

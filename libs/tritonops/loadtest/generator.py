@@ -29,12 +29,16 @@ from locust.env import Environment
 from tritonops.loadtest.calls import Caller
 from tritonops.loadtest.measure import Sample
 
-__all__ = ["Generator", "StepSamples"]
+__all__ = ["Generator", "GeneratorError", "StepSamples"]
 
 # How often a worker process sends its samples to the master, in seconds.
 REPORT_INTERVAL_S = 0.25
 _LOOPBACK = "127.0.0.1"
 _WORKERS_CONNECT_S = 60.0
+
+
+class GeneratorError(RuntimeError):
+    """The load generator itself failed (its worker processes did not connect in time)."""
 
 
 def _cpu_seconds() -> float:
@@ -197,7 +201,7 @@ class Generator:
         deadline = time.monotonic() + _WORKERS_CONNECT_S
         while len(self._runner.clients.ready) < self.processes:
             if time.monotonic() > deadline:
-                raise RuntimeError(
+                raise GeneratorError(
                     f"only {len(self._runner.clients.ready)} of {self.processes} Locust worker "
                     f"processes connected within {_WORKERS_CONNECT_S:g} s"
                 )
@@ -262,7 +266,7 @@ class Generator:
         deadline = time.monotonic() + _WORKERS_CONNECT_S
         while len(self._runner.clients.ready) < self.processes:
             if time.monotonic() > deadline:
-                raise RuntimeError(
+                raise GeneratorError(
                     f"only {len(self._runner.clients.ready)} of {self.processes} Locust worker "
                     f"processes were ready again within {_WORKERS_CONNECT_S:g} s of stopping"
                 )
