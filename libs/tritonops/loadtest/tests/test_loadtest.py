@@ -5,6 +5,7 @@ Steps are short and few: these tests prove behaviour; benchmarks/ measures capac
 from __future__ import annotations
 
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -124,7 +125,9 @@ def test_the_mix_follows_the_weights_on_worker_processes_and_no_knee_writes_noth
         "--slo-ms",
         "5000",
         "--max-steps",
-        "2",
+        "3",
+        "--step-seconds",
+        "4",  # about 110 requests: enough to tell a 3:1 mix from an even one
         "--processes",
         "2",
         "--definitions",
@@ -141,7 +144,9 @@ def test_the_mix_follows_the_weights_on_worker_processes_and_no_knee_writes_noth
     for step in report["steps"]:
         for name, count in step["per_model_sent"].items():
             sent[name] += count
-    assert 0.55 < sent["doubler"] / sum(sent.values()) < 0.95
+    total = sum(sent.values())
+    share, weight = sent["doubler"] / total, 3 / 4
+    assert abs(share - weight) <= 4 * math.sqrt(weight * (1 - weight) / total), sent
     after = served.per_model()
     assert after["doubler_1.tar.gz"] - before.get("doubler_1.tar.gz", 0) >= sent["doubler"]
     assert after["twin_1.tar.gz"] - before.get("twin_1.tar.gz", 0) >= sent["twin"]
