@@ -198,12 +198,17 @@ class Generator:
         for pipe in pipes:
             os.write(pipe, f"{port}\n".encode())
             os.close(pipe)
+        self._await_workers(f"connected within {_WORKERS_CONNECT_S:g} s")
+
+    def _await_workers(self, failure: str) -> None:
+        """Wait until every worker process is ready for a step, at most _WORKERS_CONNECT_S;
+        ``failure`` says what they did not do in time."""
         deadline = time.monotonic() + _WORKERS_CONNECT_S
         while len(self._runner.clients.ready) < self.processes:
             if time.monotonic() > deadline:
                 raise GeneratorError(
                     f"only {len(self._runner.clients.ready)} of {self.processes} Locust worker "
-                    f"processes connected within {_WORKERS_CONNECT_S:g} s"
+                    f"processes {failure}"
                 )
             gevent.sleep(0.05)
 
@@ -263,14 +268,7 @@ class Generator:
         self._runner.stop()
         if self._recorder is not None:
             return
-        deadline = time.monotonic() + _WORKERS_CONNECT_S
-        while len(self._runner.clients.ready) < self.processes:
-            if time.monotonic() > deadline:
-                raise GeneratorError(
-                    f"only {len(self._runner.clients.ready)} of {self.processes} Locust worker "
-                    f"processes were ready again within {_WORKERS_CONNECT_S:g} s of stopping"
-                )
-            gevent.sleep(0.05)
+        self._await_workers(f"were ready again within {_WORKERS_CONNECT_S:g} s of stopping")
 
     def stop(self) -> None:
         """Stop every caller and worker process; bounded, and safe to call twice."""
